@@ -1,0 +1,4 @@
+"""`python -m edge` runs the `dashcam` command."""
+from edge.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,42 @@
+"""Frame sources: the `FrameSource` protocol and `open_source`, which picks one from config.
+
+Hardware and codec access (OpenCV capture) lives in this package only, so everything
+downstream runs in CI on files.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+from edge.config import SourceConfig
+from edge.types import Frame
+
+SAMPLE_VIDEO = Path(__file__).resolve().parents[1] / "data" / "sample" / "drive_720p.mp4"
+
+
+class FrameSource(Protocol):
+    """Delivers frames in capture order; `read()` returns None when the source has ended."""
+
+    name: str
+    fps: float
+    width: int
+    height: int
+
+    def read(self) -> Frame | None: ...
+
+    def close(self) -> None: ...
+
+
+def open_source(config: SourceConfig) -> FrameSource:
+    from edge.camera.images import ImageFolderSource
+    from edge.camera.opencv import GStreamerSource, V4L2Source, VideoFileSource
+
+    if config.kind == "sample":
+        return VideoFileSource(SAMPLE_VIDEO, realtime=config.realtime)
+    if config.kind == "file":
+        return VideoFileSource(Path(config.path), realtime=config.realtime)
+    if config.kind == "images":
+        return ImageFolderSource(Path(config.path), fps=config.fps or 1.0)
+    if config.kind == "v4l2":
+        return V4L2Source(config.device, config.width, config.height, config.fps)
+    return GStreamerSource(config.pipeline)

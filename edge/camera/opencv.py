@@ -1,0 +1,150 @@
+"""OpenCV-backed sources: video files, V4L2 cameras and GStreamer pipelines.
+
+Every failure to open or decode becomes a `SourceError` naming the input. A video
+file can be replayed at its own frame rate (a camera stand-in) or as fast as
+possible (offline anonymization).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge.errors import SourceError
+from edge.types import Frame
+
+log = logging.getLogger(__name__)
+
+_FALLBACK_FPS = 30.0
+
+
+def stamp(image_bgr: np.ndarray, index: int) -> Frame:
+    """A frame stamped now: monotonic for ordering, UTC for names."""
+    return Frame(image_bgr=image_bgr, index=index, t_mono_ns=time.monotonic_ns(),
+                 t_utc=dt.datetime.now(dt.timezone.utc))
+
+
+class _CaptureSource:
+    """Shared reading loop over a cv2.VideoCapture that was opened by a subclass."""
+
+    name: str
+
+    def __init__(self, capture: cv2.VideoCapture, description: str) -> None:
+        self._capture = capture
+        self._index = 0
+        self._description = description
+        ok, first = capture.read()
+        if not ok or first is None or first.size == 0:
+            capture.release()
+            raise SourceError(f"{description}: no frame could be decoded (empty, corrupt or not a video)")
+        self._pending: np.ndarray | None = first
+        self.height, self.width = first.shape[:2]
+        reported = capture.get(cv2.CAP_PROP_FPS)
+        self.fps = float(reported) if reported and np.isfinite(reported) and 0 < reported < 1000 else _FALLBACK_FPS
+
+    def _next_image(self) -> np.ndarray | None:
+        if self._pending is not None:
+            image, self._pending = self._pending, None
+            return image
+        ok, image = self._capture.read()
+        return image if ok and image is not None else None
+
+    def read(self) -> Frame | None:
+        image = self._next_image()
+        if image is None:
+            return None
+        if image.shape[:2] != (self.height, self.width):
+            raise SourceError(f"{self._description}: frame size changed mid-stream "
+                              f"from {self.width}x{self.height} to {image.shape[1]}x{image.shape[0]}")
+        frame = stamp(image, self._index)
+        self._index += 1
+        return frame
+
+    @property
+    def frames_read(self) -> int:
+        return self._index
+
+    def close(self) -> None:
+        self._capture.release()
+
+
+class VideoFileSource(_CaptureSource):
+    def __init__(self, path: Path, realtime: bool) -> None:
+        if not path.is_file():
+            raise SourceError(f"input not found: {path}")
+        capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+        if not capture.isOpened():
+            raise SourceError(f"cannot open {path}: not a video file OpenCV can decode")
+        super().__init__(capture, str(path))
+        self.name = path.name
+        self.path = path
+        count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+        self.declared_frame_count = count if count > 0 else None
+        self._realtime = realtime
+        self._start_ns: int | None = None
+
+    def read(self) -> Frame | None:
+        frame = super().read()
+        if frame is None:
+            self._warn_if_truncated()
+            return None
+        if self._realtime:
+            self._pace(frame.index)
+        return frame
+
+    def _pace(self, index: int) -> None:
+        """Sleep until this frame's due time, as a camera would deliver it."""
+        now = time.monotonic_ns()
+        if self._start_ns is None:
+            self._start_ns = now
+        due = self._start_ns + int(index * 1e9 / self.fps)
+        if due > now:
+            time.sleep((due - now) / 1e9)
+
+    def _warn_if_truncated(self) -> None:
+        declared = self.declared_frame_count
+        # Containers often over- or under-state the count by a frame or two; only warn on a real gap.
+        if declared and self.frames_read < declared - 2:
+            log.warning("%s ended after %d of %d declared frames: the file may be truncated or corrupt",
+                        self.path, self.frames_read, declared)
+
+
+class V4L2Source(_CaptureSource):
+    def __init__(self, device: str, width: int, height: int, fps: float) -> None:
+        target: int | str = int(device) if device.isdigit() else device
+        capture = cv2.VideoCapture(target, cv2.CAP_V4L2)
+        if not capture.isOpened():
+            raise SourceError(f"cannot open camera {device}: missing, busy, or not a V4L2 capture device")
+        if width and height:
+            capture.set(cv2.CAP_PROP_FRAME_WIDTH, width)
+            capture.set(cv2.CAP_PROP_FRAME_HEIGHT, height)
+        if fps:
+            capture.set(cv2.CAP_PROP_FPS, fps)
+        super().__init__(capture, f"camera {device}")
+        self.name = f"v4l2:{device}"
+
+
+def opencv_has_gstreamer() -> bool:
+    for line in cv2.getBuildInformation().splitlines():
+        if line.strip().startswith("GStreamer:"):
+            return "YES" in line
+    return False
+
+
+class GStreamerSource(_CaptureSource):
+    def __init__(self, pipeline: str) -> None:
+        if not pipeline:
+            raise SourceError("source.kind is gstreamer but source.pipeline is empty")
+        if not opencv_has_gstreamer():
+            raise SourceError("this OpenCV build has no GStreamer support (the PyPI wheels have none); "
+                              "use the system OpenCV (Debian: python3-opencv) in a venv made with "
+                              "--system-site-packages, or source.kind v4l2")
+        capture = cv2.VideoCapture(pipeline, cv2.CAP_GSTREAMER)
+        if not capture.isOpened():
+            raise SourceError(f"GStreamer pipeline did not start: {pipeline}")
+        super().__init__(capture, "GStreamer pipeline")
+        self.name = "gstreamer"

@@ -1,0 +1,260 @@
+"""The `dashcam` command: parses arguments, wires components together, prints summaries.
+
+This is the only module that builds the pipeline from config; nothing imports it.
+User mistakes end with one line on stderr and exit status 2, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from edge import __version__
+from edge.camera import open_source
+from edge.camera.images import is_image, read_image
+from edge.camera.opencv import VideoFileSource, stamp
+from edge.config import Config, describe_defaults, load_config
+from edge.detect.factory import build_detectors, model_ids
+from edge.detect.guard import GuardedDetector
+from edge.errors import SourceError, StorageError, UserError
+from edge.pipeline import Pipeline, RunStats
+from edge.record.encoder import CONTAINERS, EncoderSettings, VideoEncoder
+from edge.record.images import write_image
+from edge.record.segments import SegmentRecorder
+from edge.redact import Redactor
+from edge.types import RedactedFrame
+
+log = logging.getLogger("edge.cli")
+
+VIDEO_SUFFIXES = frozenset(CONTAINERS)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    verbose = getattr(args, "verbose", 0)
+    logging.basicConfig(level=logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING,
+                        format="dashcam: %(levelname)s: %(message)s")
+    try:
+        return args.handler(args)
+    except UserError as exc:
+        print(f"dashcam: error: {exc}", file=sys.stderr)
+        return exc.exit_status
+    except KeyboardInterrupt:
+        print("dashcam: interrupted", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dashcam", description="Privacy-first dashcam: faces and plates are "
+                                     "blurred on the device before anything is stored.")
+    parser.add_argument("--version", action="version", version=f"dashcam {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="record from the configured camera (default: the built-in sample clip)")
+    _common(run)
+    run.add_argument("--recordings", type=Path, help="folder for segments (overrides record.directory)")
+    run.add_argument("--max-frames", type=int, help="stop after this many frames")
+    run.add_argument("--fast", action="store_true", help="replay a video source as fast as possible")
+    run.set_defaults(handler=cmd_run)
+
+    anonymize = sub.add_parser("anonymize", help="anonymize video and image files into another folder")
+    _common(anonymize)
+    anonymize.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="video, image, or folder of them")
+    anonymize.add_argument("--output", "-o", type=Path, required=True, help="folder for the anonymized copies")
+    anonymize.set_defaults(handler=cmd_anonymize)
+
+    config = sub.add_parser("config", help="print the default configuration, commented")
+    config.set_defaults(handler=lambda _args: print(describe_defaults()) or 0)
+    return parser
+
+
+def _common(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--config", "-c", type=Path, help="YAML config file (see configs/default.yaml)")
+    sub.add_argument("--verbose", "-v", action="count", default=0, help="more log output (-vv for debug)")
+
+
+def _install_stop_handlers() -> threading.Event:
+    """SIGINT and SIGTERM finish the current segment and exit cleanly."""
+    stop = threading.Event()
+
+    def request_stop(signum: int, _frame: object) -> None:
+        log.warning("received %s; finishing the current segment", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    return stop
+
+
+def _detector_and_redactor(config: Config) -> tuple[GuardedDetector, Redactor]:
+    detectors = build_detectors(config.detect)
+    return GuardedDetector(detectors, config.detect.timeout_ms / 1000), Redactor(config.redact)
+
+
+def _encoder_settings(config: Config) -> EncoderSettings:
+    return EncoderSettings(codec=config.record.codec, crf=config.record.crf, preset=config.record.preset)
+
+
+# ---- dashcam run ----------------------------------------------------------------------------------------------
+
+def cmd_run(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    if args.fast:
+        config.source.realtime = False
+    directory = args.recordings or Path(config.record.directory)
+    detector, redactor = _detector_and_redactor(config)
+    source = open_source(config.source)
+    recorder = SegmentRecorder(directory, source.width, source.height, source.fps, config.record.segment_seconds,
+                               _encoder_settings(config), model_ids(config.detect), source.name)
+    max_frames = args.max_frames if args.max_frames is not None else config.source.max_frames
+    pipeline = Pipeline(source, detector, redactor, recorder, stop=_install_stop_handlers(), max_frames=max_frames)
+    print(f"dashcam: recording {source.name} ({source.width}x{source.height} @ {source.fps:.2f} fps) "
+          f"to {directory}/ ... Ctrl-C stops", file=sys.stderr)
+    try:
+        stats = pipeline.run()
+    finally:
+        source.close()
+        detector.close()
+    _print_run_summary(stats, [info.video_path for info in recorder.finished])
+    return 0
+
+
+def _print_run_summary(stats: RunStats, files: list[Path]) -> None:
+    stages = ", ".join(f"{name} {ms:.1f}" for name, ms in stats.stage_ms_per_frame().items())
+    print(f"""
+frames captured        {stats.frames_captured}
+frames stored          {stats.frames_stored}
+speed                  {stats.fps:.1f} fps ({stats.seconds:.1f} s)
+faces redacted         {stats.faces}
+plates redacted        {stats.plates}
+fail-closed frames     {stats.whole_frame_redacted} blurred whole, {stats.dropped} dropped ({stats.detector_failures} detector failures)
+ms per frame           {stages}
+files written          {len(files)}""")
+    for path in files:
+        print(f"  {path}")
+
+
+# ---- dashcam anonymize ----------------------------------------------------------------------------------------
+
+@dataclass
+class _Job:
+    source: Path
+    output: Path
+
+
+def _collect_jobs(inputs: list[Path], output_dir: Path) -> list[_Job]:
+    files: list[Path] = []
+    for item in inputs:
+        if item.is_dir():
+            found = sorted(p for p in item.iterdir() if p.is_file() and _is_media(p))
+            if not found:
+                raise SourceError(f"no videos or images in folder {item}")
+            files.extend(found)
+        elif item.is_file():
+            if not _is_media(item):
+                raise SourceError(f"{item}: not a supported video ({', '.join(sorted(VIDEO_SUFFIXES))}) or image")
+            files.append(item)
+        else:
+            raise SourceError(f"input not found: {item}")
+    jobs, seen = [], {}
+    for path in files:
+        target = output_dir / path.name
+        if target.resolve() == path.resolve():
+            raise StorageError(f"refusing to overwrite the input {path}: choose another --output folder")
+        if path.name in seen:
+            raise SourceError(f"two inputs share the name {path.name} ({seen[path.name]} and {path}); "
+                              "anonymize them into separate folders")
+        seen[path.name] = path
+        jobs.append(_Job(path, target))
+    return jobs
+
+
+def _is_media(path: Path) -> bool:
+    return is_image(path) or path.suffix.lower() in VIDEO_SUFFIXES
+
+
+class _SingleFileSink:
+    """Adapts one VideoEncoder to the pipeline's sink; a run that stored nothing leaves no file."""
+
+    def __init__(self, encoder: VideoEncoder) -> None:
+        self.encoder = encoder
+        self.dropped = 0
+
+    def write(self, frame: RedactedFrame) -> None:
+        self.encoder.write(frame)
+
+    def note_dropped(self) -> None:
+        self.dropped += 1
+
+    def close(self) -> None:
+        if self.encoder.frame_count:
+            self.encoder.close()
+        else:
+            self.encoder.abort()
+
+
+def cmd_anonymize(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    jobs = _collect_jobs(args.inputs, args.output)
+    detector, redactor = _detector_and_redactor(config)
+    stop = _install_stop_handlers()
+    total = RunStats()
+    failures = 0
+    try:
+        for job in jobs:
+            if stop.is_set():
+                break
+            try:
+                stats = (_anonymize_image(job, detector, redactor) if is_image(job.source)
+                         else _anonymize_video(job, config, detector, redactor, stop))
+            except UserError as exc:
+                failures += 1
+                print(f"dashcam: error: {exc}", file=sys.stderr)
+                continue
+            _accumulate(total, stats)
+            print(f"{job.source} -> {job.output}: {stats.frames_stored} frames, {stats.faces} faces, "
+                  f"{stats.plates} plates, {stats.whole_frame_redacted + stats.dropped} fail-closed, "
+                  f"{stats.fps:.1f} fps")
+    finally:
+        detector.close()
+    print(f"\n{len(jobs) - failures} of {len(jobs)} inputs anonymized into {args.output}/: "
+          f"{total.frames_stored} frames, {total.faces} faces, {total.plates} plates, "
+          f"{total.whole_frame_redacted} frames blurred whole, {total.dropped} dropped")
+    return 2 if failures else 0
+
+
+def _anonymize_image(job: _Job, detector: GuardedDetector, redactor: Redactor) -> RunStats:
+    frame = stamp(read_image(job.source), 0)
+    stats = RunStats(frames_captured=1)
+    redacted = redactor.redact(frame, detector.detect(frame.image_bgr))
+    if redacted is None:
+        stats.dropped = 1
+        return stats
+    job.output.parent.mkdir(parents=True, exist_ok=True)
+    write_image(job.output, redacted)
+    stats.frames_stored = 1
+    stats.faces, stats.plates = redacted.counts.faces, redacted.counts.plates
+    stats.whole_frame_redacted = int(redacted.counts.whole_frame)
+    return stats
+
+
+def _anonymize_video(job: _Job, config: Config, detector: GuardedDetector, redactor: Redactor,
+                     stop: threading.Event) -> RunStats:
+    source = VideoFileSource(job.source, realtime=False)
+    try:
+        sink = _SingleFileSink(VideoEncoder(job.output, source.width, source.height, source.fps,
+                                            _encoder_settings(config)))
+        return Pipeline(source, detector, redactor, sink, stop=stop).run()
+    finally:
+        source.close()
+
+
+def _accumulate(total: RunStats, stats: RunStats) -> None:
+    for name in ("frames_captured", "frames_stored", "faces", "plates", "whole_frame_redacted", "dropped",
+                 "detector_failures", "seconds"):
+        setattr(total, name, getattr(total, name) + getattr(stats, name))

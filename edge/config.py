@@ -1,0 +1,197 @@
+"""Typed configuration, loaded from YAML and validated before anything starts.
+
+Every field has a default and a one-line description (`help` in its metadata), so
+`dashcam config --defaults` can print a commented file. Unknown keys, wrong types and
+out-of-range values raise `ConfigError` naming the file and the dotted key. Each
+component receives only its own section.
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from edge.errors import ConfigError
+
+
+def _opt(default: Any, help: str, **rules: Any) -> Any:
+    """A config field: its default, one-line description and validation rules."""
+    meta = {"help": help, **rules}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def _section(cls: type, help: str) -> Any:
+    return field(default_factory=cls, metadata={"help": help})
+
+
+@dataclass
+class SourceConfig:
+    kind: str = _opt("sample", "where frames come from",
+                     choices=("sample", "file", "v4l2", "gstreamer", "images"))
+    path: str = _opt("", "video file or image folder, for kind file or images")
+    device: str = _opt("/dev/video0", "V4L2 device path or index, for kind v4l2")
+    pipeline: str = _opt("", "GStreamer pipeline ending in appsink, for kind gstreamer")
+    width: int = _opt(0, "requested capture width for v4l2 (0 = device default)", min=0)
+    height: int = _opt(0, "requested capture height for v4l2 (0 = device default)", min=0)
+    fps: float = _opt(0.0, "requested capture rate for v4l2 and gstreamer (0 = source default)", min=0)
+    realtime: bool = _opt(True, "replay a video file at its own frame rate, as a camera would deliver it")
+    max_frames: int = _opt(0, "stop after this many frames (0 = until the source ends)", min=0)
+
+
+@dataclass
+class FaceDetectorConfig:
+    enabled: bool = _opt(True, "detect and redact faces")
+    model: str = _opt("yunet", "face model", choices=("yunet", "centerface"))
+    score_threshold: float = _opt(0.5, "minimum score kept; low on purpose, a missed face is worse than an extra blur",
+                                  min=0.0, max=1.0)
+    nms_iou: float = _opt(0.4, "overlap above which the weaker of two boxes is dropped", min=0.0, max=1.0)
+    input_long_side: int = _opt(1280, "frame is resized so its long side is at most this before detection", min=64)
+
+
+@dataclass
+class PlateDetectorConfig:
+    enabled: bool = _opt(True, "detect and redact licence plates")
+    model: str = _opt("plate_yolov8n", "plate model", choices=("plate_yolov8n",))
+    score_threshold: float = _opt(0.2, "minimum score kept; low on purpose, favouring recall", min=0.0, max=1.0)
+    nms_iou: float = _opt(0.5, "overlap above which the weaker of two boxes is dropped", min=0.0, max=1.0)
+
+
+@dataclass
+class DetectConfig:
+    providers: list[str] = _opt(["CPUExecutionProvider"], "onnxruntime execution providers, in order of preference")
+    intra_op_threads: int = _opt(0, "threads per model inside onnxruntime (0 = onnxruntime decides)", min=0)
+    timeout_ms: int = _opt(3000, "a detector slower than this on one frame counts as failed", min=1)
+    models_dir: str = _opt("", "folder with the .onnx files (empty = the models shipped with dashcam)")
+    faces: FaceDetectorConfig = _section(FaceDetectorConfig, "face detector")
+    plates: PlateDetectorConfig = _section(PlateDetectorConfig, "licence-plate detector")
+
+
+@dataclass
+class RedactConfig:
+    mode: str = _opt("gaussian", "how regions are hidden", choices=("gaussian", "pixelate", "fill"))
+    mask_scale: float = _opt(1.3, "boxes grow by this factor around their centre before redaction", min=1.0, max=4.0)
+    face_shape: str = _opt("ellipse", "mask shape for faces (plates are always rectangles)",
+                           choices=("ellipse", "rectangle"))
+    on_failure: str = _opt("blur_frame", "when detection fails: blur the whole frame or drop it",
+                           choices=("blur_frame", "drop_frame"))
+
+
+@dataclass
+class RecordConfig:
+    directory: str = _opt("recordings", "where anonymized segments are written")
+    segment_seconds: float = _opt(60.0, "length of one segment file", min=1.0)
+    codec: str = _opt("libx264", "video encoder", choices=("libx264", "mpeg4"))
+    crf: int = _opt(23, "libx264 quality (lower = better, bigger files)", min=0, max=51)
+    preset: str = _opt("veryfast", "libx264 speed preset",
+                       choices=("ultrafast", "superfast", "veryfast", "faster", "fast", "medium"))
+
+
+@dataclass
+class Config:
+    source: SourceConfig = _section(SourceConfig, "camera or file input")
+    detect: DetectConfig = _section(DetectConfig, "face and plate detection")
+    redact: RedactConfig = _section(RedactConfig, "how detected regions are hidden")
+    record: RecordConfig = _section(RecordConfig, "segment files")
+
+
+def load_config(path: Path | None) -> Config:
+    """Read and validate a YAML config; `None` gives the defaults."""
+    if path is None:
+        return Config()
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}:{where} is not valid YAML") from None
+    return config_from_dict(data or {}, origin=str(path))
+
+
+def config_from_dict(data: Any, origin: str = "<config>") -> Config:
+    return _build(Config, data, origin, prefix="")
+
+
+def _build(cls: type, data: Any, origin: str, prefix: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{origin}: {prefix.rstrip('.') or 'top level'} must be a mapping, got {_kind(data)}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    unknown = sorted(set(map(str, data)) - set(fields))
+    if unknown:
+        raise ConfigError(f"{origin}: unknown key '{prefix}{unknown[0]}' (known: {', '.join(fields)})")
+    values = {}
+    for name, value in data.items():
+        key = f"{prefix}{name}"
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            values[name] = _build(hint, value, origin, prefix=f"{key}.")
+        else:
+            values[name] = _check_value(value, hint, fields[name].metadata, origin, key)
+    return cls(**values)
+
+
+def _check_value(value: Any, hint: Any, rules: Any, origin: str, key: str) -> Any:
+    def fail(expected: str) -> ConfigError:
+        return ConfigError(f"{origin}: {key}: expected {expected}, got {value!r}")
+
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise fail("true or false")
+    elif hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise fail("a whole number")
+    elif hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise fail("a number")
+        value = float(value)
+    elif hint is str:
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and key.endswith("device"):
+            value = str(value)  # a V4L2 index such as 0 is natural to write unquoted
+        if not isinstance(value, str):
+            raise fail("a string")
+    elif typing.get_origin(hint) is list:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise fail("a list of strings")
+    if "choices" in rules and value not in rules["choices"]:
+        raise fail("one of " + ", ".join(rules["choices"]))
+    if "min" in rules and value < rules["min"]:
+        raise fail(f"at least {rules['min']}")
+    if "max" in rules and value > rules["max"]:
+        raise fail(f"at most {rules['max']}")
+    return value
+
+
+def _kind(value: Any) -> str:
+    return "nothing" if value is None else type(value).__name__
+
+
+def describe_defaults() -> str:
+    """The default config as commented YAML, for `dashcam config --defaults`."""
+    return "\n".join(_describe(Config(), indent=0))
+
+
+def _describe(obj: Any, indent: int) -> list[str]:
+    lines = []
+    pad = "  " * indent
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        lines.append(f"{pad}# {f.metadata.get('help', '')}")
+        if dataclasses.is_dataclass(value):
+            lines.append(f"{pad}{f.name}:")
+            lines.extend(_describe(value, indent + 1))
+        else:
+            dumped = yaml.safe_dump({f.name: value}, default_flow_style=True, width=1000).strip()[1:-1]
+            lines.append(f"{pad}{dumped}")
+    return lines

@@ -1,0 +1,94 @@
+"""Box geometry shared by the decoders: NMS, letterbox, resizing and clipping, all in numpy."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+def nms(xyxy: np.ndarray, score: np.ndarray, iou_threshold: float) -> np.ndarray:
+    """Indices of the boxes kept by greedy non-maximum suppression, best score first."""
+    if len(xyxy) == 0:
+        return np.zeros(0, dtype=np.int64)
+    x1, y1, x2, y2 = xyxy.T.astype(np.float64)
+    areas = np.maximum(x2 - x1, 0) * np.maximum(y2 - y1, 0)
+    order = np.argsort(-score, kind="stable")
+    keep = []
+    while order.size:
+        best, rest = order[0], order[1:]
+        keep.append(best)
+        inter_w = np.maximum(0.0, np.minimum(x2[best], x2[rest]) - np.maximum(x1[best], x1[rest]))
+        inter_h = np.maximum(0.0, np.minimum(y2[best], y2[rest]) - np.maximum(y1[best], y1[rest]))
+        inter = inter_w * inter_h
+        union = areas[best] + areas[rest] - inter
+        iou = np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+        order = rest[iou <= iou_threshold]
+    return np.asarray(keep, dtype=np.int64)
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise IoU of two (N,4) and (M,4) xyxy arrays."""
+    tl = np.maximum(a[:, None, :2], b[None, :, :2])
+    br = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.prod(np.clip(br - tl, 0, None), axis=2)
+    area_a = np.prod(np.clip(a[:, 2:] - a[:, :2], 0, None), axis=1)
+    area_b = np.prod(np.clip(b[:, 2:] - b[:, :2], 0, None), axis=1)
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+
+
+def clip_boxes(xyxy: np.ndarray, width: int, height: int) -> np.ndarray:
+    out = xyxy.copy()
+    out[:, [0, 2]] = np.clip(out[:, [0, 2]], 0, width)
+    out[:, [1, 3]] = np.clip(out[:, [1, 3]], 0, height)
+    return out
+
+
+def cxcywh_to_xyxy(boxes: np.ndarray) -> np.ndarray:
+    half = boxes[:, 2:4] / 2
+    return np.concatenate([boxes[:, :2] - half, boxes[:, :2] + half], axis=1)
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    """How an image was scaled and padded into a square model input, to map boxes back."""
+
+    scale: float
+    pad_x: float
+    pad_y: float
+
+    def to_source(self, xyxy: np.ndarray) -> np.ndarray:
+        out = xyxy.astype(np.float32).copy()
+        out[:, [0, 2]] = (out[:, [0, 2]] - self.pad_x) / self.scale
+        out[:, [1, 3]] = (out[:, [1, 3]] - self.pad_y) / self.scale
+        return out
+
+
+def letterbox(image: np.ndarray, size: int, pad_value: int = 114) -> tuple[np.ndarray, Letterbox]:
+    """Fit `image` into a size x size square keeping its aspect, centred, padded with `pad_value`."""
+    height, width = image.shape[:2]
+    scale = min(size / width, size / height)
+    new_w, new_h = round(width * scale), round(height * scale)
+    resized = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR) if scale != 1 else image
+    pad_x, pad_y = (size - new_w) / 2, (size - new_h) / 2
+    top, left = int(round(pad_y - 0.1)), int(round(pad_x - 0.1))
+    canvas = np.full((size, size, 3), pad_value, dtype=np.uint8)
+    canvas[top:top + new_h, left:left + new_w] = resized
+    return canvas, Letterbox(scale=scale, pad_x=float(left), pad_y=float(top))
+
+
+def resize_for_stride(image: np.ndarray, long_side: int, stride: int) -> tuple[np.ndarray, float]:
+    """Shrink so the long side is at most `long_side`, then pad right/bottom to a multiple of `stride`.
+
+    Returns the padded image and the scale applied (boxes / scale map back to the source).
+    """
+    height, width = image.shape[:2]
+    scale = min(1.0, long_side / max(height, width))
+    if scale < 1.0:
+        image = cv2.resize(image, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
+    h, w = image.shape[:2]
+    padded_h, padded_w = -(-h // stride) * stride, -(-w // stride) * stride
+    if (padded_h, padded_w) != (h, w):
+        image = cv2.copyMakeBorder(image, 0, padded_h - h, 0, padded_w - w, cv2.BORDER_CONSTANT, value=0)
+    return image, scale

@@ -1,0 +1,58 @@
+"""Runs all detectors on a frame under a deadline and turns any failure into a verdict.
+
+The result is either `Detections` or a `DetectionFailure` with the reason; it never
+raises. A detector that raises, returns something that is not valid `Detections`,
+or overruns the deadline fails the frame, and the caller redacts it whole. After a
+timeout the stuck call keeps its worker; frames that arrive while it is still busy
+fail at once instead of piling up behind it.
+"""
+from __future__ import annotations
+
+import concurrent.futures as futures
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from edge.detect import Detector
+from edge.types import Detections
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DetectionFailure:
+    reason: str
+
+
+class GuardedDetector:
+    def __init__(self, detectors: list[Detector], timeout_s: float) -> None:
+        self._detectors = detectors
+        self._timeout_s = timeout_s
+        self._executor = futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="detect")
+        self._pending: futures.Future | None = None
+
+    def detect(self, image_bgr: np.ndarray) -> Detections | DetectionFailure:
+        if self._pending is not None and not self._pending.done():
+            return DetectionFailure("detector still busy after an earlier timeout")
+        self._pending = self._executor.submit(self._run_all, image_bgr)
+        try:
+            return self._pending.result(timeout=self._timeout_s)
+        except futures.TimeoutError:
+            log.warning("detection exceeded %.0f ms; frame fails closed", self._timeout_s * 1000)
+            return DetectionFailure(f"timeout after {self._timeout_s * 1000:.0f} ms")
+        except Exception as exc:  # noqa: BLE001 - any detector error must fail closed, never crash past redaction
+            log.warning("detector error, frame fails closed: %s: %s", type(exc).__name__, exc)
+            return DetectionFailure(f"{type(exc).__name__}: {exc}")
+
+    def _run_all(self, image_bgr: np.ndarray) -> Detections:
+        parts = []
+        for detector in self._detectors:
+            found = detector.detect(image_bgr)
+            if not isinstance(found, Detections):
+                raise TypeError(f"{detector.name} returned {type(found).__name__}, not Detections")
+            parts.append(found)
+        return Detections.merge(parts)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,66 @@
+"""The model files dashcam ships, where to find them, and their integrity check.
+
+Each known model has a file name and sha256 (also written in models/README.md). A
+missing or altered file is a `ModelError` naming the file, never a silent fallback:
+a wrong model would quietly lower recall.
+"""
+from __future__ import annotations
+
+import hashlib
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from edge.errors import ModelError
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    key: str
+    filename: str
+    sha256: str
+
+
+MODELS: dict[str, ModelFile] = {
+    m.key: m
+    for m in (
+        ModelFile("yunet", "yunet_n_dynamic.onnx",
+                  "104ee26c71d5c270ce79a6b3dced91c91013260d29a6bf18f9296c5b8c4c2b12"),
+        ModelFile("centerface", "centerface_dynamic.onnx",
+                  "37713e0a94d63983cdc00758eb89f3ace4eb1638ff9aee4aebb2c97413dd953f"),
+        ModelFile("plate_yolov8n", "plate_yolov8n_safelicensing_640.onnx",
+                  "1a520e47123c574e431325a11037ba55818cfe446887d38d10d590e523ceee3c"),
+    )
+}
+
+
+def default_models_dir() -> Path:
+    """models/ of a source checkout, else the copy that `pip install` puts under share/."""
+    checkout = Path(__file__).resolve().parents[2] / "models"
+    if checkout.is_dir():
+        return checkout
+    return Path(sys.prefix) / "share" / "privacy-dashcam" / "models"
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def resolve_model(key: str, models_dir: Path | None = None) -> Path:
+    """Path of a verified model file; raises ModelError if it is missing or its sha256 differs."""
+    model = MODELS[key]
+    folder = models_dir or default_models_dir()
+    path = folder / model.filename
+    if not path.is_file():
+        raise ModelError(f"model file missing: {path} (the {key} model; see models/README.md)")
+    actual = sha256_of(path)
+    if actual != model.sha256:
+        raise ModelError(
+            f"model file {path} has sha256 {actual[:16]}..., expected {model.sha256[:16]}...: "
+            "it is corrupt or not the file models/README.md describes"
+        )
+    return path

@@ -1,0 +1,29 @@
+"""Errors that end the program with a clear one-line message and exit status 2.
+
+Anything a user can fix (a config key, a missing model, an unreadable input) is a
+`UserError`; the CLI prints its message and exits 2 without a traceback. Internal
+bugs stay ordinary exceptions so they are not disguised as user mistakes.
+"""
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """A problem the user can fix; its message names what is wrong and where."""
+
+    exit_status = 2
+
+
+class ConfigError(UserError):
+    """The configuration file or a command-line override is invalid."""
+
+
+class ModelError(UserError):
+    """A model file is missing, altered or cannot be loaded."""
+
+
+class SourceError(UserError):
+    """A camera, video, image or folder cannot be opened or decoded."""
+
+
+class StorageError(UserError):
+    """The recordings or output location cannot be written."""

@@ -1,0 +1,107 @@
+"""The frame loop: capture -> detect (under a deadline) -> redact -> store, with one stop event.
+
+Redaction sits between detection and every sink; a failed detection reaches the
+redactor as a `DetectionFailure` and comes out blurred whole or dropped, and counted.
+Whatever ends the loop (source exhausted, stop requested, an error), the sink is
+closed so the segment being written is finished, not lost.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from edge.camera import FrameSource
+from edge.detect.guard import DetectionFailure, GuardedDetector
+from edge.redact import Redactor
+from edge.types import RedactedFrame
+
+log = logging.getLogger(__name__)
+
+STAGES = ("capture", "detect", "redact", "store")
+
+
+class FrameSink(Protocol):
+    def write(self, frame: RedactedFrame) -> None: ...
+
+    def note_dropped(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class RunStats:
+    frames_captured: int = 0
+    frames_stored: int = 0
+    faces: int = 0
+    plates: int = 0
+    whole_frame_redacted: int = 0
+    dropped: int = 0
+    detector_failures: int = 0
+    seconds: float = 0.0
+    stage_seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
+
+    @property
+    def fps(self) -> float:
+        return self.frames_captured / self.seconds if self.seconds > 0 else 0.0
+
+    def stage_ms_per_frame(self) -> dict[str, float]:
+        n = max(1, self.frames_captured)
+        return {stage: 1000 * total / n for stage, total in self.stage_seconds.items()}
+
+
+class Pipeline:
+    def __init__(self, source: FrameSource, detector: GuardedDetector, redactor: Redactor, sink: FrameSink,
+                 stop: threading.Event | None = None, max_frames: int = 0) -> None:
+        self._source = source
+        self._detector = detector
+        self._redactor = redactor
+        self._sink = sink
+        self._stop = stop or threading.Event()
+        self._max_frames = max_frames
+
+    def run(self) -> RunStats:
+        stats = RunStats()
+        started = time.perf_counter()
+        try:
+            self._loop(stats)
+        finally:
+            t0 = time.perf_counter()
+            self._sink.close()
+            stats.stage_seconds["store"] += time.perf_counter() - t0
+            stats.seconds = time.perf_counter() - started
+        return stats
+
+    def _loop(self, stats: RunStats) -> None:
+        timings = stats.stage_seconds
+        while not self._stop.is_set():
+            if self._max_frames and stats.frames_captured >= self._max_frames:
+                break
+            t0 = time.perf_counter()
+            frame = self._source.read()
+            t1 = time.perf_counter()
+            timings["capture"] += t1 - t0
+            if frame is None:
+                break
+            stats.frames_captured += 1
+            verdict = self._detector.detect(frame.image_bgr)
+            t2 = time.perf_counter()
+            timings["detect"] += t2 - t1
+            if isinstance(verdict, DetectionFailure):
+                stats.detector_failures += 1
+            redacted = self._redactor.redact(frame, verdict)
+            del frame  # the raw image has been overwritten in place; drop the last handle to it
+            t3 = time.perf_counter()
+            timings["redact"] += t3 - t2
+            if redacted is None:
+                stats.dropped += 1
+                self._sink.note_dropped()
+                continue
+            self._sink.write(redacted)
+            timings["store"] += time.perf_counter() - t3
+            stats.frames_stored += 1
+            stats.faces += redacted.counts.faces
+            stats.plates += redacted.counts.plates
+            stats.whole_frame_redacted += int(redacted.counts.whole_frame)

@@ -1,0 +1,131 @@
+"""Central value types that travel through the pipeline.
+
+`Detections` holds boxes as parallel numpy arrays and validates them on creation.
+`Frame` is a captured, unredacted image; `RedactedFrame` is what storage accepts,
+and only `edge.redact` creates one (the constructor demands a private token).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+class Label(enum.IntEnum):
+    """What a detection is; the redaction shape depends on it."""
+
+    FACE = 0
+    PLATE = 1
+
+
+@dataclass(frozen=True)
+class Detections:
+    """Boxes in pixel `xyxy` of the frame they were found in; empty arrays mean nothing found."""
+
+    xyxy: np.ndarray
+    score: np.ndarray
+    label: np.ndarray
+
+    def __post_init__(self) -> None:
+        xyxy = np.asarray(self.xyxy, dtype=np.float32).reshape(-1, 4)
+        score = np.asarray(self.score, dtype=np.float32).reshape(-1)
+        label = np.asarray(self.label, dtype=np.int64).reshape(-1)
+        if not (len(xyxy) == len(score) == len(label)):
+            raise ValueError(
+                f"Detections fields differ in length: xyxy {len(xyxy)}, score {len(score)}, label {len(label)}"
+            )
+        if not np.isfinite(xyxy).all() or not np.isfinite(score).all():
+            raise ValueError("Detections contain NaN or infinite values")
+        if (xyxy[:, 2] < xyxy[:, 0]).any() or (xyxy[:, 3] < xyxy[:, 1]).any():
+            raise ValueError("Detections contain boxes with x2 < x1 or y2 < y1")
+        known = np.isin(label, [int(member) for member in Label])
+        if not known.all():
+            raise ValueError(f"Detections contain unknown labels {sorted(set(label[~known].tolist()))}")
+        object.__setattr__(self, "xyxy", xyxy)
+        object.__setattr__(self, "score", score)
+        object.__setattr__(self, "label", label)
+
+    @classmethod
+    def empty(cls) -> Detections:
+        return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64))
+
+    def __len__(self) -> int:
+        return len(self.xyxy)
+
+    def __getitem__(self, mask: np.ndarray) -> Detections:
+        """Select rows with a boolean mask or an index array."""
+        return Detections(self.xyxy[mask], self.score[mask], self.label[mask])
+
+    def count(self, label: Label) -> int:
+        return int((self.label == int(label)).sum())
+
+    @staticmethod
+    def merge(parts: list[Detections]) -> Detections:
+        if not parts:
+            return Detections.empty()
+        return Detections(
+            np.concatenate([p.xyxy for p in parts]),
+            np.concatenate([p.score for p in parts]),
+            np.concatenate([p.label for p in parts]),
+        )
+
+
+@dataclass(frozen=True)
+class GpsFix:
+    """A position from the GPS receiver; filled in by the NMEA parser (GPS issue)."""
+
+    t_utc: dt.datetime
+    lat: float
+    lon: float
+    speed_mps: float | None = None
+    course_deg: float | None = None
+
+
+@dataclass
+class Frame:
+    """One captured image, unredacted: it must never leave the process before `redact()`."""
+
+    image_bgr: np.ndarray
+    index: int
+    t_mono_ns: int
+    t_utc: dt.datetime
+    fix: GpsFix | None = None
+
+
+_REDACT_TOKEN = object()
+
+
+@dataclass(frozen=True)
+class RedactionCounts:
+    """What `redact()` did to one frame."""
+
+    faces: int = 0
+    plates: int = 0
+    whole_frame: bool = False
+
+
+@dataclass(frozen=True)
+class RedactedFrame:
+    """An image in which every detected region is blurred, or the whole image is.
+
+    Writers accept only this type. Build one through `edge.redact.redact`.
+    """
+
+    image_bgr: np.ndarray
+    index: int
+    t_mono_ns: int
+    t_utc: dt.datetime
+    counts: RedactionCounts
+    fix: GpsFix | None = None
+    _token: object = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self._token is not _REDACT_TOKEN:
+            raise TypeError("RedactedFrame can only be created by edge.redact.redact()")
+
+
+def redaction_token() -> object:
+    """The capability that `edge.redact` passes to RedactedFrame; nothing else should call this."""
+    return _REDACT_TOKEN
