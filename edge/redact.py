@@ -55,6 +55,33 @@ def pixelate(region: np.ndarray, blocks: int = _PIXELATE_BLOCKS) -> np.ndarray:
     return cv2.resize(small, (width, height), interpolation=cv2.INTER_NEAREST)
 
 
+def region_masks(detections: Detections, shape: tuple[int, int], config: RedactConfig
+                 ) -> list[tuple[tuple[int, int, int, int], np.ndarray | None]]:
+    """Each grown box in whole pixels with its mask inside the box (None = the full rectangle)."""
+    height, width = shape
+    boxes = grow_boxes(detections.xyxy, config.mask_scale, width, height)
+    regions = []
+    for (x1, y1, x2, y2), label in zip(boxes.tolist(), detections.label):
+        if x2 <= x1 or y2 <= y1:
+            continue
+        mask = None
+        if label == Label.FACE and config.face_shape == "ellipse":
+            canvas = np.zeros((y2 - y1, x2 - x1), np.uint8)
+            centre = ((x2 - x1 - 1) / 2, (y2 - y1 - 1) / 2)
+            cv2.ellipse(canvas, (centre, (float(x2 - x1), float(y2 - y1)), 0), 255, thickness=-1)
+            mask = canvas.astype(bool)
+        regions.append(((x1, y1, x2, y2), mask))
+    return regions
+
+
+def redaction_mask(detections: Detections, shape: tuple[int, int], config: RedactConfig) -> np.ndarray:
+    """The full-frame boolean mask of pixels that redaction hides, for measuring coverage."""
+    full = np.zeros(shape, dtype=bool)
+    for (x1, y1, x2, y2), region_mask in region_masks(detections, shape, config):
+        full[y1:y2, x1:x2] |= True if region_mask is None else region_mask
+    return full
+
+
 class Redactor:
     def __init__(self, config: RedactConfig) -> None:
         self._config = config
@@ -89,21 +116,13 @@ class Redactor:
             image[:] = strong_blur(image, sigma=max(height, width) * _SIGMA_PER_FRAME_SIDE)
 
     def _hide_regions(self, image: np.ndarray, detections: Detections) -> None:
-        height, width = image.shape[:2]
-        boxes = grow_boxes(detections.xyxy, self._config.mask_scale, width, height)
-        for (x1, y1, x2, y2), label in zip(boxes, detections.label):
-            if x2 <= x1 or y2 <= y1:
-                continue
+        for (x1, y1, x2, y2), region_mask in region_masks(detections, image.shape[:2], self._config):
             region = image[y1:y2, x1:x2]
             hidden = self._hide(region)
-            if label == Label.FACE and self._config.face_shape == "ellipse":
-                mask = np.zeros(region.shape[:2], np.uint8)
-                centre = ((x2 - x1 - 1) / 2, (y2 - y1 - 1) / 2)
-                axes = ((x2 - x1) / 2, (y2 - y1) / 2)
-                cv2.ellipse(mask, (centre, (axes[0] * 2, axes[1] * 2), 0), 255, thickness=-1)
-                np.copyto(region, hidden, where=mask[..., None].astype(bool))
-            else:
+            if region_mask is None:
                 region[:] = hidden
+            else:
+                np.copyto(region, hidden, where=region_mask[..., None])
 
     def _hide(self, region: np.ndarray) -> np.ndarray:
         mode = self._config.mode

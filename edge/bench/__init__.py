@@ -1,0 +1,1 @@
+"""Measuring anonymization: ground-truth loaders and redaction-coverage metrics."""

@@ -1,0 +1,64 @@
+import numpy as np
+import pytest
+
+from edge.detect.boxes import Letterbox, clip_boxes, iou_matrix, letterbox, nms, resize_for_stride
+
+
+def test_nms_keeps_best_of_overlapping_and_all_disjoint():
+    xyxy = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [50, 50, 60, 60]], np.float32)
+    score = np.array([0.6, 0.9, 0.5], np.float32)
+    assert nms(xyxy, score, 0.5).tolist() == [1, 2]
+
+
+def test_nms_threshold_is_respected():
+    xyxy = np.array([[0, 0, 10, 10], [5, 0, 15, 10]], np.float32)  # IoU = 1/3
+    score = np.array([0.9, 0.8], np.float32)
+    assert nms(xyxy, score, 0.3).tolist() == [0]
+    assert nms(xyxy, score, 0.4).tolist() == [0, 1]
+
+
+def test_nms_empty():
+    assert nms(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), 0.5).size == 0
+
+
+def test_iou_matrix_values():
+    a = np.array([[0, 0, 10, 10]], np.float32)
+    b = np.array([[0, 0, 10, 10], [5, 5, 15, 15], [20, 20, 30, 30]], np.float32)
+    assert iou_matrix(a, b)[0] == pytest.approx([1.0, 25 / 175, 0.0])
+
+
+def test_letterbox_scales_pads_and_maps_back():
+    image = np.zeros((360, 640, 3), np.uint8)
+    square, geometry = letterbox(image, 640)
+    assert square.shape == (640, 640, 3)
+    assert geometry.scale == pytest.approx(1.0)
+    assert (geometry.pad_x, geometry.pad_y) == (0.0, 140.0)
+    assert square[0, 0, 0] == 114 and square[140, 0, 0] == 0
+    box_in_square = np.array([[100, 240, 200, 290]], np.float32)
+    assert geometry.to_source(box_in_square).tolist() == [[100, 100, 200, 150]]
+
+
+def test_letterbox_downscale_round_trip():
+    image = np.zeros((720, 1280, 3), np.uint8)
+    _, geometry = letterbox(image, 640)
+    assert geometry.scale == pytest.approx(0.5)
+    source_box = np.array([[400, 300, 520, 340]], np.float32)
+    in_square = source_box * geometry.scale + np.array([geometry.pad_x, geometry.pad_y] * 2, np.float32)
+    np.testing.assert_allclose(geometry.to_source(in_square), source_box, atol=1e-3)
+
+
+def test_letterbox_dataclass_identity():
+    assert Letterbox(1.0, 0, 0).to_source(np.array([[1, 2, 3, 4]])).tolist() == [[1, 2, 3, 4]]
+
+
+def test_resize_for_stride_pads_to_multiple_and_reports_scale():
+    padded, scale = resize_for_stride(np.zeros((720, 1280, 3), np.uint8), 640, 32)
+    assert scale == pytest.approx(0.5)
+    assert padded.shape == (384, 640, 3)
+    padded, scale = resize_for_stride(np.zeros((100, 90, 3), np.uint8), 640, 32)
+    assert scale == 1.0 and padded.shape == (128, 96, 3)
+
+
+def test_clip_boxes():
+    clipped = clip_boxes(np.array([[-5, -5, 50, 500]], np.float32), 40, 30)
+    assert clipped.tolist() == [[0, 0, 40, 30]]
