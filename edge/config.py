@@ -48,7 +48,7 @@ class SourceConfig:
 class FaceDetectorConfig:
     enabled: bool = _opt(True, "detect and redact faces")
     model: str = _opt("yunet", "face model", choices=("yunet", "centerface"))
-    score_threshold: float = _opt(0.5, "minimum score kept; low on purpose, a missed face is worse than an extra blur",
+    score_threshold: float = _opt(0.3, "minimum score kept; low on purpose, a missed face is worse than an extra blur",
                                   min=0.0, max=1.0)
     nms_iou: float = _opt(0.4, "overlap above which the weaker of two boxes is dropped", min=0.0, max=1.0)
     input_long_side: int = _opt(1280, "frame is resized so its long side is at most this before detection", min=64)
@@ -58,7 +58,7 @@ class FaceDetectorConfig:
 class PlateDetectorConfig:
     enabled: bool = _opt(True, "detect and redact licence plates")
     model: str = _opt("plate_yolov8n", "plate model", choices=("plate_yolov8n",))
-    score_threshold: float = _opt(0.2, "minimum score kept; low on purpose, favouring recall", min=0.0, max=1.0)
+    score_threshold: float = _opt(0.1, "minimum score kept; low on purpose, favouring recall", min=0.0, max=1.0)
     nms_iou: float = _opt(0.5, "overlap above which the weaker of two boxes is dropped", min=0.0, max=1.0)
 
 
@@ -75,7 +75,9 @@ class DetectConfig:
 @dataclass
 class RedactConfig:
     mode: str = _opt("gaussian", "how regions are hidden", choices=("gaussian", "pixelate", "fill"))
-    mask_scale: float = _opt(1.3, "boxes grow by this factor around their centre before redaction", min=1.0, max=4.0)
+    face_mask_scale: float = _opt(1.5, "face boxes grow by this factor about their centre: detectors box the face, "
+                                       "the mask should hide the head", min=1.0, max=4.0)
+    plate_mask_scale: float = _opt(1.3, "plate boxes grow by this factor about their centre", min=1.0, max=4.0)
     face_shape: str = _opt("ellipse", "mask shape for faces (plates are always rectangles)",
                            choices=("ellipse", "rectangle"))
     on_failure: str = _opt("blur_frame", "when detection fails: blur the whole frame or drop it",

@@ -1,7 +1,7 @@
 """Redaction: the only place a `RedactedFrame` is made. It fails closed.
 
 Given a frame and the detector verdict, hide every detected region (ellipses for
-faces, rectangles for plates, grown by `mask_scale`). If detection failed, or hiding
+faces, rectangles for plates, each grown by its class's mask scale). If detection failed, or hiding
 a region raises, the whole frame is blurred (or dropped, if configured) and that is
 recorded in the frame's counts. Pixels are changed in place, so the raw image does
 not outlive this call inside the frame either.
@@ -28,10 +28,13 @@ _SIGMA_PER_FRAME_SIDE = 1 / 30
 _PIXELATE_BLOCKS = 8
 
 
-def grow_boxes(xyxy: np.ndarray, scale: float, width: int, height: int) -> np.ndarray:
-    """Scale boxes about their centres, round outwards to whole pixels and clip to the frame."""
+def grow_boxes(xyxy: np.ndarray, scale: float | np.ndarray, width: int, height: int) -> np.ndarray:
+    """Scale boxes about their centres, round outwards to whole pixels and clip to the frame.
+
+    `scale` is one factor for all boxes or one per box.
+    """
     centre = (xyxy[:, :2] + xyxy[:, 2:]) / 2
-    half = (xyxy[:, 2:] - xyxy[:, :2]) * scale / 2
+    half = (xyxy[:, 2:] - xyxy[:, :2]) * np.reshape(scale, (-1, 1)) / 2
     grown = np.concatenate([np.floor(centre - half), np.ceil(centre + half)], axis=1)
     grown[:, [0, 2]] = np.clip(grown[:, [0, 2]], 0, width)
     grown[:, [1, 3]] = np.clip(grown[:, [1, 3]], 0, height)
@@ -59,7 +62,8 @@ def region_masks(detections: Detections, shape: tuple[int, int], config: RedactC
                  ) -> list[tuple[tuple[int, int, int, int], np.ndarray | None]]:
     """Each grown box in whole pixels with its mask inside the box (None = the full rectangle)."""
     height, width = shape
-    boxes = grow_boxes(detections.xyxy, config.mask_scale, width, height)
+    scales = np.where(detections.label == Label.FACE, config.face_mask_scale, config.plate_mask_scale)
+    boxes = grow_boxes(detections.xyxy, scales, width, height)
     regions = []
     for (x1, y1, x2, y2), label in zip(boxes.tolist(), detections.label):
         if x2 <= x1 or y2 <= y1:
