@@ -21,7 +21,7 @@ from edge.config import Config, describe_defaults, load_config
 from edge.detect.factory import build_detectors, model_ids
 from edge.detect.guard import GuardedDetector
 from edge.errors import SourceError, StorageError, UserError
-from edge.pipeline import Pipeline, RunStats
+from edge.pipeline import BackgroundSink, Pipeline, RunStats
 from edge.record.encoder import CONTAINERS, EncoderSettings, VideoEncoder
 from edge.record.images import write_image
 from edge.record.segments import SegmentRecorder
@@ -112,7 +112,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     recorder = SegmentRecorder(directory, source.width, source.height, source.fps, config.record.segment_seconds,
                                _encoder_settings(config), model_ids(config.detect), source.name)
     max_frames = args.max_frames if args.max_frames is not None else config.source.max_frames
-    pipeline = Pipeline(source, detector, redactor, recorder, stop=_install_stop_handlers(), max_frames=max_frames)
+    pipeline = Pipeline(source, detector, redactor, BackgroundSink(recorder), stop=_install_stop_handlers(),
+                        max_frames=max_frames)
     print(f"dashcam: recording {source.name} ({source.width}x{source.height} @ {source.fps:.2f} fps) "
           f"to {directory}/ ... Ctrl-C stops", file=sys.stderr)
     try:
@@ -249,7 +250,7 @@ def _anonymize_video(job: _Job, config: Config, detector: GuardedDetector, redac
     try:
         sink = _SingleFileSink(VideoEncoder(job.output, source.width, source.height, source.fps,
                                             _encoder_settings(config)))
-        return Pipeline(source, detector, redactor, sink, stop=stop).run()
+        return Pipeline(source, detector, redactor, BackgroundSink(sink), stop=stop).run()
     finally:
         source.close()
 

@@ -8,6 +8,7 @@ closed so the segment being written is finished, not lost.
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from dataclasses import dataclass, field
@@ -29,6 +30,62 @@ class FrameSink(Protocol):
     def note_dropped(self) -> None: ...
 
     def close(self) -> None: ...
+
+
+class BackgroundSink:
+    """Runs a sink's encoding in its own thread so it overlaps detection of the next frame.
+
+    Only `RedactedFrame`s cross the queue. The queue is bounded (`depth` frames): when the
+    encoder falls behind, `write` blocks, which slows capture instead of growing memory.
+    (Live drop policies belong to the real-time pipeline.) An error in the writer thread
+    is raised again from the next `write` or from `close`.
+    """
+
+    _CLOSE = object()
+
+    def __init__(self, sink: FrameSink, depth: int = 4) -> None:
+        self._sink = sink
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._failed = False  # stays set: after one failure nothing more is written
+        self._thread = threading.Thread(target=self._drain, name="store", daemon=True)
+        self._thread.start()
+
+    def _drain(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is self._CLOSE:
+                return
+            if self._failed:
+                continue  # keep draining so the producer never blocks on a dead writer
+            try:
+                if item is None:
+                    self._sink.note_dropped()
+                else:
+                    self._sink.write(item)
+            except BaseException as exc:  # noqa: BLE001 - handed to the producer thread, not swallowed
+                self._error, self._failed = exc, True
+
+    def _raise_pending(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def write(self, frame: RedactedFrame) -> None:
+        self._raise_pending()
+        self._queue.put(frame)
+
+    def note_dropped(self) -> None:
+        self._raise_pending()
+        self._queue.put(None)
+
+    def close(self) -> None:
+        self._queue.put(self._CLOSE)
+        self._thread.join()
+        try:
+            self._raise_pending()
+        finally:
+            self._sink.close()
 
 
 @dataclass
