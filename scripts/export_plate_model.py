@@ -7,8 +7,9 @@ AGPL-3.0). This script unpacks the wheel, exports the weights with Ultralytics t
 random and real inputs. ONNX bytes differ between exporter versions, so equivalence
 is checked numerically rather than by sha256.
 
-Needs the `train` extra (not a runtime dependency):
-    pip install torch==2.13.0 && pip install '.[train]'
+Needs the `train` extra (not a runtime dependency). Name torch in the same command, or
+the resolver replaces the CPU build with the newest CUDA build (several GB):
+    pip install torch==2.13.0 '.[train]'
     pip download --no-deps -d /tmp/wheels safelicensing==1.0.3
     python scripts/export_plate_model.py --wheel /tmp/wheels/safelicensing-1.0.3-py3-none-any.whl --output /tmp/plate.onnx
 """
