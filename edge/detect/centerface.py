@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-import onnxruntime as ort
 
-from edge.detect.boxes import clip_boxes, nms, resize_for_stride
-from edge.types import Detections, Label
+from edge.detect.face import StrideFaceDetector
 
 OUTPUT_STRIDE = 4
 
@@ -34,24 +32,11 @@ def decode_centerface(heatmap: np.ndarray, scale: np.ndarray, offset: np.ndarray
     return xyxy.astype(np.float32), heat[ys, xs].astype(np.float32)
 
 
-class CenterFaceDetector:
+class CenterFaceDetector(StrideFaceDetector):
     name = "centerface"
 
-    def __init__(self, session: ort.InferenceSession, score_threshold: float, nms_iou: float,
-                 input_long_side: int) -> None:
-        self._session = session
-        self._input_name = session.get_inputs()[0].name
-        self._score_threshold = score_threshold
-        self._nms_iou = nms_iou
-        self._input_long_side = input_long_side
-
-    def detect(self, image_bgr: np.ndarray) -> Detections:
-        height, width = image_bgr.shape[:2]
-        model_input, factor = resize_for_stride(image_bgr, self._input_long_side, stride=32)
-        rgb = cv2.cvtColor(model_input, cv2.COLOR_BGR2RGB)
+    def _infer(self, model_input_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        rgb = cv2.cvtColor(model_input_bgr, cv2.COLOR_BGR2RGB)
         blob = rgb.transpose(2, 0, 1)[None].astype(np.float32)
         heatmap, scale, offset, _landmarks = self._session.run(None, {self._input_name: blob})
-        xyxy, score = decode_centerface(heatmap, scale, offset, self._score_threshold)
-        keep = nms(xyxy, score, self._nms_iou)
-        xyxy = clip_boxes(xyxy[keep] / factor, width, height)
-        return Detections(xyxy, score[keep], np.full(len(keep), Label.FACE))
+        return decode_centerface(heatmap, scale, offset, self._score_threshold)

@@ -6,10 +6,8 @@ stride 8/16/32, class and objectness scores and box offsets on the anchor grid.
 from __future__ import annotations
 
 import numpy as np
-import onnxruntime as ort
 
-from edge.detect.boxes import clip_boxes, nms, resize_for_stride
-from edge.types import Detections, Label
+from edge.detect.face import StrideFaceDetector
 
 STRIDES = (8, 16, 32)
 
@@ -42,25 +40,11 @@ def decode_yunet(outputs: dict[str, np.ndarray], input_h: int, input_w: int,
     return np.concatenate(all_boxes).astype(np.float32), np.concatenate(all_scores).astype(np.float32)
 
 
-class YuNetDetector:
+class YuNetDetector(StrideFaceDetector):
     name = "yunet"
 
-    def __init__(self, session: ort.InferenceSession, score_threshold: float, nms_iou: float,
-                 input_long_side: int) -> None:
-        self._session = session
-        self._input_name = session.get_inputs()[0].name
-        self._output_names = [o.name for o in session.get_outputs()]
-        self._score_threshold = score_threshold
-        self._nms_iou = nms_iou
-        self._input_long_side = input_long_side
-
-    def detect(self, image_bgr: np.ndarray) -> Detections:
-        height, width = image_bgr.shape[:2]
-        model_input, scale = resize_for_stride(image_bgr, self._input_long_side, stride=32)
-        blob = model_input.transpose(2, 0, 1)[None].astype(np.float32)
-        raw = self._session.run(self._output_names, {self._input_name: blob})
-        outputs = dict(zip(self._output_names, raw))
-        xyxy, score = decode_yunet(outputs, *model_input.shape[:2], self._score_threshold)
-        keep = nms(xyxy, score, self._nms_iou)
-        xyxy = clip_boxes(xyxy[keep] / scale, width, height)
-        return Detections(xyxy, score[keep], np.full(len(keep), Label.FACE))
+    def _infer(self, model_input_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        blob = model_input_bgr.transpose(2, 0, 1)[None].astype(np.float32)
+        names = [o.name for o in self._session.get_outputs()]
+        outputs = dict(zip(names, self._session.run(names, {self._input_name: blob})))
+        return decode_yunet(outputs, *model_input_bgr.shape[:2], self._score_threshold)

@@ -1,0 +1,36 @@
+"""What the face detectors share: shrink and pad the frame, run the model, NMS, map boxes back."""
+from __future__ import annotations
+
+import numpy as np
+import onnxruntime as ort
+
+from edge.detect.boxes import clip_boxes, nms, resize_for_stride
+from edge.types import Detections, Label
+
+
+class StrideFaceDetector:
+    """Base for fully convolutional face models that take any size that is a multiple of 32.
+
+    Subclasses implement `_infer(model_input_bgr) -> (xyxy, score)` in model-input pixels.
+    """
+
+    name = "face"
+
+    def __init__(self, session: ort.InferenceSession, score_threshold: float, nms_iou: float,
+                 input_long_side: int) -> None:
+        self._session = session
+        self._input_name = session.get_inputs()[0].name
+        self._score_threshold = score_threshold
+        self._nms_iou = nms_iou
+        self._input_long_side = input_long_side
+
+    def detect(self, image_bgr: np.ndarray) -> Detections:
+        height, width = image_bgr.shape[:2]
+        model_input, scale = resize_for_stride(image_bgr, self._input_long_side, stride=32)
+        xyxy, score = self._infer(model_input)
+        keep = nms(xyxy, score, self._nms_iou)
+        xyxy = clip_boxes(xyxy[keep] / scale, width, height)
+        return Detections(xyxy, score[keep], np.full(len(keep), Label.FACE))
+
+    def _infer(self, model_input_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
