@@ -8,6 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
+from edge.camera.images import ImageFolderSource
+from edge.camera.opencv import GStreamerSource, V4L2Source, VideoFileSource
 from edge.config import SourceConfig
 from edge.types import Frame
 
@@ -28,9 +30,6 @@ class FrameSource(Protocol):
 
 
 def open_source(config: SourceConfig) -> FrameSource:
-    from edge.camera.images import ImageFolderSource
-    from edge.camera.opencv import GStreamerSource, V4L2Source, VideoFileSource
-
     if config.kind == "sample":
         return VideoFileSource(SAMPLE_VIDEO, realtime=config.realtime)
     if config.kind == "file":
