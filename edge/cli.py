@@ -11,17 +11,25 @@ import os
 import signal
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from edge import __version__
-from edge.camera import open_source
+from edge.camera import SAMPLE_VIDEO, FrameSource, open_source
 from edge.camera.images import is_image, read_image
 from edge.camera.opencv import VideoFileSource, stamp
-from edge.config import Config, describe_defaults, load_config
+from edge.config import Config, GpsConfig, describe_defaults, load_config
 from edge.detect.factory import build_detectors, model_ids
 from edge.detect.guard import GuardedDetector
 from edge.errors import SourceError, StorageError, UserError
+from edge.gps import FixProvider
+from edge.gps.privacy import LocationPolicy
+from edge.gps.reader import SerialGpsReader, describe_fix
+from edge.gps.replay import GpsdClient, NmeaLogReplay
+from edge.gps.stamp import LocationStamper
+from edge.gps.synced import MediaSyncedReplay
+from edge.record.gpx import export_gpx
 from edge.pipeline import BackgroundSink, Pipeline, RunStats
 from edge.record.encoder import CONTAINERS, EncoderSettings, VideoEncoder
 from edge.record.images import write_image
@@ -32,6 +40,7 @@ from edge.types import RedactedFrame
 log = logging.getLogger("edge.cli")
 
 VIDEO_SUFFIXES = frozenset(CONTAINERS)
+SAMPLE_NMEA = SAMPLE_VIDEO.with_name("drive.nmea")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,6 +81,18 @@ def _parser() -> argparse.ArgumentParser:
     anonymize.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="video, image, or folder of them")
     anonymize.add_argument("--output", "-o", type=Path, required=True, help="folder for the anonymized copies")
     anonymize.set_defaults(handler=cmd_anonymize)
+
+    gps = sub.add_parser("gps", help="print live fixes and error counters from a GPS receiver (wiring check)")
+    gps.add_argument("--port", default="/dev/ttyACM0", help="serial port or pyserial URL")
+    gps.add_argument("--baud", type=int, default=9600, help="serial speed")
+    gps.add_argument("--seconds", type=float, default=0, help="stop after this long (default: until Ctrl-C)")
+    gps.add_argument("--verbose", "-v", action="count", default=0)
+    gps.set_defaults(handler=cmd_gps)
+
+    gpx = sub.add_parser("export-gpx", help="write the stored GPS track of a segment or folder as GPX 1.1")
+    gpx.add_argument("target", type=Path, metavar="SEGMENT_OR_DIR")
+    gpx.add_argument("--output", "-o", type=Path, help="GPX file (default: beside the segment, or DIR/track.gpx)")
+    gpx.set_defaults(handler=cmd_export_gpx)
 
     config = sub.add_parser("config", help="print the default configuration, commented")
     config.set_defaults(handler=lambda _args: print(describe_defaults()) or 0)
@@ -114,20 +135,50 @@ def cmd_run(args: argparse.Namespace) -> int:
     directory = args.recordings or Path(config.record.directory)
     detector, redactor = _detector_and_redactor(config)
     source = open_source(config.source)
+    location = _location_provider(config, source)
+    policy = LocationPolicy.from_config(config.gps)
     recorder = SegmentRecorder(directory, source.width, source.height, source.fps, config.record.segment_seconds,
-                               _encoder_settings(config), model_ids(config.detect), source.name)
+                               _encoder_settings(config), model_ids(config.detect), source.name,
+                               location_policy=policy if location else None,
+                               track_interval_s=config.gps.track_interval_s)
     max_frames = args.max_frames if args.max_frames is not None else config.source.max_frames
+    stamper = LocationStamper(location, policy) if location else None
     pipeline = Pipeline(source, detector, redactor, BackgroundSink(recorder), stop=_install_stop_handlers(),
-                        max_frames=max_frames)
+                        max_frames=max_frames, stamper=stamper)
     print(f"dashcam: recording {source.name} ({source.width}x{source.height} @ {source.fps:.2f} fps) "
           f"to {directory}/ ... Ctrl-C stops", file=sys.stderr)
+    if location:
+        location.start()
     try:
         stats = pipeline.run()
     finally:
+        if location:
+            location.stop()
         source.close()
         detector.close()
     _print_run_summary(stats, [info.video_path for info in recorder.finished])
     return 0
+
+
+def _location_provider(config: Config, source: FrameSource) -> FixProvider | None:
+    """The configured GPS input. A recorded log next to a recorded video follows the video's clock."""
+    gps: GpsConfig = config.gps
+    kind = gps.source
+    if kind == "auto":
+        kind = "replay" if config.source.kind == "sample" else "none"
+    if kind == "none":
+        return None
+    if kind == "serial":
+        return SerialGpsReader(gps.port, gps.baud, stale_after_s=gps.stale_after_s)
+    if kind == "gpsd":
+        return GpsdClient(gps.gpsd_host, gps.gpsd_port, stale_after_s=gps.stale_after_s)
+    log_path = Path(gps.log) if gps.log else SAMPLE_NMEA
+    if not log_path.is_file():
+        raise SourceError(f"NMEA log not found: {log_path} (gps.log)")
+    media_time_s = getattr(source, "media_time_s", None)
+    if media_time_s is not None:
+        return MediaSyncedReplay(log_path, media_time_s, stale_after_s=gps.stale_after_s)
+    return NmeaLogReplay(log_path, realtime=True, stale_after_s=gps.stale_after_s)
 
 
 def _print_run_summary(stats: RunStats, files: list[Path]) -> None:
@@ -139,10 +190,39 @@ speed                  {stats.fps:.1f} fps ({stats.seconds:.1f} s)
 faces redacted         {stats.faces}
 plates redacted        {stats.plates}
 fail-closed frames     {stats.whole_frame_redacted} blurred whole, {stats.dropped} dropped ({stats.detector_failures} detector failures)
+paused in privacy zone {stats.paused_in_zone} frames
 ms per frame           {stages}
 files written          {len(files)}""")
     for path in files:
         print(f"  {path}")
+
+
+# ---- dashcam gps and export-gpx ---------------------------------------------------------------------------
+
+def cmd_gps(args: argparse.Namespace) -> int:
+    """Print the latest fix and the error counters once a second, for checking the wiring."""
+    reader = SerialGpsReader(args.port, args.baud)
+    stop = _install_stop_handlers()
+    print(f"dashcam: reading NMEA from {args.port} at {args.baud} baud ... Ctrl-C stops", file=sys.stderr)
+    reader.start()
+    started = time.monotonic()
+    try:
+        while not stop.wait(1.0):
+            counters = " ".join(f"{k}={v}" for k, v in sorted(reader.counters().items()) if v)
+            print(f"{describe_fix(reader.latest())}  |  {counters or 'no data yet'}", flush=True)
+            if args.seconds and time.monotonic() - started >= args.seconds:
+                break
+    finally:
+        reader.stop()
+    return 0
+
+
+def cmd_export_gpx(args: argparse.Namespace) -> int:
+    if not args.target.exists():
+        raise SourceError(f"not found: {args.target}")
+    output, points = export_gpx(args.target, args.output)
+    print(f"wrote {output} ({points} track points)")
+    return 0
 
 
 # ---- dashcam anonymize ----------------------------------------------------------------------------------------

@@ -95,8 +95,33 @@ class RecordConfig:
 
 
 @dataclass
+class PrivacyZone:
+    name: str = _opt("", "a label for logs, e.g. home (never the coordinates)")
+    lat: float = _opt(0.0, "centre latitude in degrees", min=-90.0, max=90.0)
+    lon: float = _opt(0.0, "centre longitude in degrees", min=-180.0, max=180.0)
+    radius_m: float = _opt(300.0, "radius in metres", min=1.0)
+
+
+@dataclass
+class GpsConfig:
+    source: str = _opt("auto", "where fixes come from; auto = the sample log with the sample clip, else none",
+                       choices=("auto", "none", "serial", "replay", "gpsd"))
+    port: str = _opt("/dev/ttyACM0", "serial port or pyserial URL, for source serial")
+    baud: int = _opt(9600, "serial speed, for source serial", choices=(4800, 9600, 19200, 38400, 57600, 115200))
+    log: str = _opt("", "NMEA log file for source replay (empty = the sample's log)")
+    gpsd_host: str = _opt("127.0.0.1", "gpsd host, for source gpsd")
+    gpsd_port: int = _opt(2947, "gpsd port, for source gpsd", min=1, max=65535)
+    stale_after_s: float = _opt(2.0, "a fix older than this is not attached to frames", min=0.1)
+    precision_decimals: int = _opt(4, "decimals kept in stored coordinates (4 = about 11 m)", min=0, max=8)
+    track_interval_s: float = _opt(1.0, "one track point per this many seconds in the sidecar", min=0.0)
+    privacy_zones: list[PrivacyZone] = _opt([], "circles (home, work) inside which no location is stored")
+    pause_in_zones: bool = _opt(False, "also stop recording video while inside a privacy zone")
+
+
+@dataclass
 class Config:
     source: SourceConfig = _section(SourceConfig, "camera or file input")
+    gps: GpsConfig = _section(GpsConfig, "GPS receiver and location privacy")
     detect: DetectConfig = _section(DetectConfig, "face and plate detection")
     redact: RedactConfig = _section(RedactConfig, "how detected regions are hidden")
     record: RecordConfig = _section(RecordConfig, "segment files")
@@ -122,7 +147,11 @@ def load_config(path: Path | None) -> Config:
 
 
 def config_from_dict(data: Any, origin: str = "<config>") -> Config:
-    return _build(Config, data, origin, prefix="")
+    config = _build(Config, data, origin, prefix="")
+    if not (config.detect.faces.enabled or config.detect.plates.enabled):
+        raise ConfigError(f"{origin}: detect.faces.enabled and detect.plates.enabled are both false: "
+                          "nothing would be anonymized, so dashcam refuses to record")
+    return config
 
 
 def _build(cls: type, data: Any, origin: str, prefix: str) -> Any:
@@ -164,10 +193,15 @@ def _check_value(value: Any, hint: Any, rules: Any, origin: str, key: str) -> An
         if not isinstance(value, str):
             raise fail("a string")
     elif typing.get_origin(hint) is list:
+        (item_type,) = typing.get_args(hint)
+        if dataclasses.is_dataclass(item_type):
+            if not isinstance(value, list):
+                raise fail("a list")
+            return [_build(item_type, item, origin, prefix=f"{key}[{i}].") for i, item in enumerate(value)]
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise fail("a list of strings")
     if "choices" in rules and value not in rules["choices"]:
-        raise fail("one of " + ", ".join(rules["choices"]))
+        raise fail("one of " + ", ".join(map(str, rules["choices"])))
     if "min" in rules and value < rules["min"]:
         raise fail(f"at least {rules['min']}")
     if "max" in rules and value > rules["max"]:
@@ -184,6 +218,13 @@ def describe_defaults() -> str:
     return "\n".join(_describe(Config(), indent=0))
 
 
+def _plain(value: Any) -> Any:
+    """Dataclasses inside lists as plain dicts, for YAML."""
+    if isinstance(value, list):
+        return [dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v for v in value]
+    return value
+
+
 def _describe(obj: Any, indent: int) -> list[str]:
     lines = []
     pad = "  " * indent
@@ -194,6 +235,6 @@ def _describe(obj: Any, indent: int) -> list[str]:
             lines.append(f"{pad}{f.name}:")
             lines.extend(_describe(value, indent + 1))
         else:
-            dumped = yaml.safe_dump({f.name: value}, default_flow_style=True, width=1000).strip()[1:-1]
+            dumped = yaml.safe_dump({f.name: _plain(value)}, default_flow_style=True, width=1000).strip()[1:-1]
             lines.append(f"{pad}{dumped}")
     return lines

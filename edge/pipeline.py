@@ -17,11 +17,16 @@ from typing import Protocol
 from edge.camera import FrameSource
 from edge.detect.guard import DetectionFailure, GuardedDetector
 from edge.redact import Redactor
-from edge.types import RedactedFrame
+from edge.types import Frame, RedactedFrame
 
 log = logging.getLogger(__name__)
 
 STAGES = ("capture", "detect", "redact", "store")
+
+
+class FrameStamper(Protocol):
+    def stamp(self, frame: Frame) -> bool:
+        """Attach location and time; False when the frame must not be recorded."""
 
 
 class FrameSink(Protocol):
@@ -97,6 +102,7 @@ class RunStats:
     whole_frame_redacted: int = 0
     dropped: int = 0
     detector_failures: int = 0
+    paused_in_zone: int = 0
     seconds: float = 0.0
     stage_seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
 
@@ -111,13 +117,15 @@ class RunStats:
 
 class Pipeline:
     def __init__(self, source: FrameSource, detector: GuardedDetector, redactor: Redactor, sink: FrameSink,
-                 stop: threading.Event | None = None, max_frames: int = 0) -> None:
+                 stop: threading.Event | None = None, max_frames: int = 0,
+                 stamper: FrameStamper | None = None) -> None:
         self._source = source
         self._detector = detector
         self._redactor = redactor
         self._sink = sink
         self._stop = stop or threading.Event()
         self._max_frames = max_frames
+        self._stamper = stamper
 
     def run(self) -> RunStats:
         stats = RunStats()
@@ -143,6 +151,9 @@ class Pipeline:
             if frame is None:
                 break
             stats.frames_captured += 1
+            if self._stamper is not None and not self._stamper.stamp(frame):
+                stats.paused_in_zone += 1  # inside a privacy zone with pausing on: never stored
+                continue
             verdict = self._detector.detect(frame.image_bgr)
             t2 = time.perf_counter()
             timings["detect"] += t2 - t1

@@ -74,13 +74,24 @@ class Detections:
 
 @dataclass(frozen=True)
 class GpsFix:
-    """A position from the GPS receiver; filled in by the NMEA parser (GPS issue)."""
+    """The receiver's latest position, assembled by edge.gps from NMEA (or gpsd) reports.
 
-    t_utc: dt.datetime
+    `t_mono_ns` is when the report completing it arrived, on this machine's monotonic
+    clock, so staleness never depends on the wall clock. Coordinates are personal data:
+    never log them above DEBUG.
+    """
+
+    t_utc: dt.datetime | None
     lat: float
     lon: float
+    valid: bool
+    t_mono_ns: int
     speed_mps: float | None = None
     course_deg: float | None = None
+    altitude_m: float | None = None
+    fix_quality: int | None = None
+    satellites: int | None = None
+    hdop: float | None = None
 
 
 @dataclass

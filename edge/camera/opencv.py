@@ -68,6 +68,10 @@ class _CaptureSource:
     def frames_read(self) -> int:
         return self._index
 
+    def media_time_s(self) -> float:
+        """Position of the latest frame read, in seconds of the stream's own timeline."""
+        return max(0, self._index - 1) / self.fps
+
     def close(self) -> None:
         self._capture.release()
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edge import __version__
+from edge.gps.privacy import LocationPolicy
 from edge.record.atomic import unique_path, write_atomic
 from edge.record.encoder import EncoderSettings, VideoEncoder, fps_fraction
 from edge.types import RedactedFrame
@@ -47,13 +48,17 @@ class _OpenSegment:
     start_utc: str
     counts: SegmentCounts = field(default_factory=SegmentCounts)
     end_utc: str = ""
+    track: list[dict] = field(default_factory=list)
+    last_point_ns: int | None = None
+    frames_with_location: int = 0
 
 
 class SegmentRecorder:
     """Cuts the redacted stream into segments of `segment_seconds` of video each."""
 
     def __init__(self, directory: Path, width: int, height: int, fps: float, segment_seconds: float,
-                 settings: EncoderSettings, model_ids: dict[str, str], source_name: str) -> None:
+                 settings: EncoderSettings, model_ids: dict[str, str], source_name: str,
+                 location_policy: LocationPolicy | None = None, track_interval_s: float = 1.0) -> None:
         self._directory = directory
         self._size = (width, height)
         self._fps = fps
@@ -61,6 +66,8 @@ class SegmentRecorder:
         self._settings = settings
         self._model_ids = model_ids
         self._source_name = source_name
+        self._location_policy = location_policy
+        self._track_interval_ns = int(track_interval_s * 1e9)
         self._current: _OpenSegment | None = None
         self._pending_drops = 0
         self.finished: list[SegmentInfo] = []
@@ -72,8 +79,24 @@ class SegmentRecorder:
         segment.encoder.write(frame)
         segment.counts.add(frame)
         segment.end_utc = _iso(frame)
+        self._add_location(segment, frame)
         if segment.counts.frames >= self._frames_per_segment:
             self._finish()
+
+    def _add_location(self, segment: _OpenSegment, frame: RedactedFrame) -> None:
+        """Store at most one rounded, zone-filtered point per track interval of GPS time."""
+        if self._location_policy is None:
+            return
+        point = self._location_policy.storable(frame.fix)
+        if point is None:
+            return
+        segment.frames_with_location += 1
+        # GPS time, not capture time: a replay slower or faster than real time still gets one point per interval.
+        stamp_ns = int(point.t_utc.timestamp() * 1e9) if point.t_utc else frame.t_mono_ns
+        last = segment.last_point_ns
+        if last is None or stamp_ns - last >= self._track_interval_ns:
+            segment.track.append(point.to_json())
+            segment.last_point_ns = stamp_ns
 
     def note_dropped(self) -> None:
         """A frame was dropped instead of stored; counted in the segment it belongs to."""
@@ -125,6 +148,16 @@ class SegmentRecorder:
                 "dropped_frames": counts.dropped,
             },
             "software": f"privacy-dashcam {__version__}",
+            "location": self._location_summary(segment),
+        }
+
+    def _location_summary(self, segment: _OpenSegment) -> dict | None:
+        if self._location_policy is None:
+            return None
+        return {
+            "precision_decimals": self._location_policy.precision_decimals,
+            "frames_with_location": segment.frames_with_location,
+            "track": segment.track,
         }
 
 

@@ -28,6 +28,10 @@ def test_shipped_configs_load(path):
     ({"detect": {"providers": "CPUExecutionProvider"}}, "detect.providers: expected a list of strings"),
     ({"source": "camera"}, "source must be a mapping"),
     ({"source": {"realtime": "yes"}}, "source.realtime: expected true or false"),
+    ({"detect": {"faces": {"enabled": False}, "plates": {"enabled": False}}}, "nothing would be anonymized"),
+    ({"gps": {"privacy_zones": [{"lat": 91}]}}, "gps.privacy_zones[0].lat: expected at most 90"),
+    ({"gps": {"privacy_zones": [{"radius": 5}]}}, "unknown key 'gps.privacy_zones[0].radius'"),
+    ({"gps": {"baud": 1234}}, "gps.baud: expected one of 4800, 9600"),
 ])
 def test_bad_values_name_the_key_and_file(data, message):
     with pytest.raises(ConfigError) as err:
