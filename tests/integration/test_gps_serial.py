@@ -514,3 +514,22 @@ def test_gpsd_client_against_real_gpsd_reading_a_pty(receiver: FakeReceiver, sta
         finally:
             stop_feeding.set()
             feeder.join(3)
+
+
+def test_dashcam_gps_command_prints_fixes_and_counters(receiver: FakeReceiver) -> None:
+    """`dashcam gps --port PTY --baud 9600`: what a user runs to check the wiring."""
+    import sys
+
+    process = subprocess.Popen([sys.executable, "-m", "edge", "gps", "--port", receiver.name, "--baud", str(BAUD),
+                                "--seconds", "4"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    stream = log_lines(DRIVE) + [b"\xff\xfe garbage\r\n", _framed("GPRMC,bad")[:-5] + b"*00\r\n"]
+    writer = threading.Thread(target=lambda: [receiver.write(line) or time.sleep(0.02) for line in stream * 20],
+                              daemon=True)
+    writer.start()
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    assert "Traceback" not in stderr
+    lines = stdout.strip().splitlines()
+    assert len(lines) >= 3
+    assert any("lat " in line and "km/h" in line for line in lines), stdout
+    assert "binary=" in stdout and "malformed=" in stdout and "fixes=" in stdout
