@@ -523,10 +523,20 @@ def test_dashcam_gps_command_prints_fixes_and_counters(receiver: FakeReceiver) -
     process = subprocess.Popen([sys.executable, "-m", "edge", "gps", "--port", receiver.name, "--baud", str(BAUD),
                                 "--seconds", "4"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     stream = log_lines(DRIVE) + [b"\xff\xfe garbage\r\n", _framed("GPRMC,bad")[:-5] + b"*00\r\n"]
-    writer = threading.Thread(target=lambda: [receiver.write(line) or time.sleep(0.02) for line in stream * 20],
-                              daemon=True)
+    done = threading.Event()
+
+    def feed() -> None:
+        for line in stream * 20:
+            if done.is_set():
+                return
+            receiver.write(line)
+            time.sleep(0.02)
+
+    writer = threading.Thread(target=feed, daemon=True)
     writer.start()
     stdout, stderr = process.communicate(timeout=60)
+    done.set()
+    writer.join(timeout=5)
     assert process.returncode == 0, stderr
     assert "Traceback" not in stderr
     lines = stdout.strip().splitlines()
