@@ -529,7 +529,10 @@ def test_dashcam_gps_command_prints_fixes_and_counters(receiver: FakeReceiver) -
         for line in stream * 20:
             if done.is_set():
                 return
-            receiver.write(line)
+            try:
+                receiver.write(line, timeout_s=1.0)
+            except (OSError, TimeoutError):  # the command has exited and stopped reading
+                return
             time.sleep(0.02)
 
     writer = threading.Thread(target=feed, daemon=True)
