@@ -1,7 +1,6 @@
 """The frame loop: capture -> stamp (GPS fix, UTC) -> detect (under a deadline) -> redact -> store.
 
-One stop event ends it.
-Redaction sits between detection and every sink; a failed detection reaches the
+One stop event ends it. Redaction sits between detection and every sink; a failed detection reaches the
 redactor as a `DetectionFailure` and comes out blurred whole or dropped, and counted.
 Whatever ends the loop (source exhausted, stop requested, an error), the sink is
 closed so the segment being written is finished, not lost.
