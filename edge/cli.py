@@ -21,7 +21,7 @@ from edge.camera.images import is_image, read_image
 from edge.camera.opencv import VideoFileSource, stamp
 from edge.config import Config, GpsConfig, describe_defaults, load_config
 from edge.detect.factory import build_detectors, model_ids
-from edge.detect.guard import GuardedDetector
+from edge.detect.guard import DetectionFailure, GuardedDetector
 from edge.errors import SourceError, StorageError, UserError
 from edge.gps import FixProvider
 from edge.gps.privacy import LocationPolicy
@@ -302,7 +302,7 @@ def cmd_anonymize(args: argparse.Namespace) -> int:
                 failures += 1
                 print(f"dashcam: error: {exc}", file=sys.stderr)
                 continue
-            _accumulate(total, stats)
+            total.add(stats)
             print(f"{job.source} -> {job.output}: {stats.frames_stored} frames, {stats.faces} faces, "
                   f"{stats.plates} plates, {stats.whole_frame_redacted + stats.dropped} fail-closed, "
                   f"{stats.fps:.1f} fps")
@@ -317,15 +317,15 @@ def cmd_anonymize(args: argparse.Namespace) -> int:
 def _anonymize_image(job: _Job, detector: GuardedDetector, redactor: Redactor) -> RunStats:
     frame = stamp(read_image(job.source), 0)
     stats = RunStats(frames_captured=1)
-    redacted = redactor.redact(frame, detector.detect(frame.image_bgr))
+    verdict = detector.detect(frame.image_bgr)
+    stats.detector_failures = int(isinstance(verdict, DetectionFailure))
+    redacted = redactor.redact(frame, verdict)
     if redacted is None:
         stats.dropped = 1
         return stats
     job.output.parent.mkdir(parents=True, exist_ok=True)
     write_image(job.output, redacted)
-    stats.frames_stored = 1
-    stats.faces, stats.plates = redacted.counts.faces, redacted.counts.plates
-    stats.whole_frame_redacted = int(redacted.counts.whole_frame)
+    stats.count_stored(redacted)
     return stats
 
 
@@ -339,8 +339,3 @@ def _anonymize_video(job: _Job, config: Config, detector: GuardedDetector, redac
     finally:
         source.close()
 
-
-def _accumulate(total: RunStats, stats: RunStats) -> None:
-    for name in ("frames_captured", "frames_stored", "faces", "plates", "whole_frame_redacted", "dropped",
-                 "detector_failures", "seconds"):
-        setattr(total, name, getattr(total, name) + getattr(stats, name))

@@ -11,7 +11,7 @@ import logging
 import queue
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Protocol
 
 from edge.camera import FrameSource
@@ -110,6 +110,21 @@ class RunStats:
     def fps(self) -> float:
         return self.frames_captured / self.seconds if self.seconds > 0 else 0.0
 
+    def count_stored(self, frame: RedactedFrame) -> None:
+        self.frames_stored += 1
+        self.faces += frame.counts.faces
+        self.plates += frame.counts.plates
+        self.whole_frame_redacted += int(frame.counts.whole_frame)
+
+    def add(self, other: RunStats) -> None:
+        """Sum another run's counters and times into this one (several inputs, one report)."""
+        for item in fields(self):
+            if item.name == "stage_seconds":
+                for stage, seconds in other.stage_seconds.items():
+                    self.stage_seconds[stage] += seconds
+            else:
+                setattr(self, item.name, getattr(self, item.name) + getattr(other, item.name))
+
     def stage_ms_per_frame(self) -> dict[str, float]:
         n = max(1, self.frames_captured)
         return {stage: 1000 * total / n for stage, total in self.stage_seconds.items()}
@@ -169,7 +184,4 @@ class Pipeline:
                 continue
             self._sink.write(redacted)
             timings["store"] += time.perf_counter() - t3
-            stats.frames_stored += 1
-            stats.faces += redacted.counts.faces
-            stats.plates += redacted.counts.plates
-            stats.whole_frame_redacted += int(redacted.counts.whole_frame)
+            stats.count_stored(redacted)

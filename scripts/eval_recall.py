@@ -58,10 +58,9 @@ def evaluate(folder: Path, truths: list[GroundTruth], config: Config, wanted: La
     seconds = time.perf_counter() - started
     detector.close()
     result = {"images": len(truths), "seconds": round(seconds, 1), "detector_failures": failures}
+    result["boxes"] = tally.recall(wanted)[1]
     for tau in (0.5, 0.9):
-        recall, boxes = tally.recall(wanted, tau)
-        result[f"recall@{tau}"] = round(recall, 4)
-        result["boxes"] = boxes
+        result[f"recall@{tau}"] = round(tally.recall(wanted, tau)[0], 4)
     result["recall@0.9_by_height"] = {k: [round(v, 4), n] for k, (v, n) in tally.recall_by_size(wanted).items()}
     return result
 

@@ -20,6 +20,7 @@ class StrideFaceDetector:
                  input_long_side: int) -> None:
         self._session = session
         self._input_name = session.get_inputs()[0].name
+        self._output_names = [output.name for output in session.get_outputs()]
         self._score_threshold = score_threshold
         self._nms_iou = nms_iou
         self._input_long_side = input_long_side

@@ -45,6 +45,6 @@ class YuNetDetector(StrideFaceDetector):
 
     def _infer(self, model_input_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         blob = model_input_bgr.transpose(2, 0, 1)[None].astype(np.float32)
-        names = [o.name for o in self._session.get_outputs()]
-        outputs = dict(zip(names, self._session.run(names, {self._input_name: blob})))
+        raw = self._session.run(self._output_names, {self._input_name: blob})
+        outputs = dict(zip(self._output_names, raw))
         return decode_yunet(outputs, *model_input_bgr.shape[:2], self._score_threshold)
