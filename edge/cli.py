@@ -6,6 +6,7 @@ User mistakes end with one line on stderr and exit status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import signal
@@ -30,7 +31,7 @@ from edge.gps.replay import GpsdClient, NmeaLogReplay
 from edge.gps.stamp import LocationStamper
 from edge.gps.synced import MediaSyncedReplay
 from edge.record.gpx import export_gpx
-from edge.pipeline import BackgroundSink, Pipeline, RunStats
+from edge.pipeline import Pipeline, RunStats
 from edge.record.encoder import CONTAINERS, EncoderSettings, VideoEncoder
 from edge.record.images import write_image
 from edge.record.segments import SegmentRecorder
@@ -102,6 +103,8 @@ def _parser() -> argparse.ArgumentParser:
 def _common(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--config", "-c", type=Path, help="YAML config file (see configs/default.yaml)")
     sub.add_argument("--verbose", "-v", action="count", default=0, help="more log output (-vv for debug)")
+    sub.add_argument("--stats-json", type=Path, metavar="FILE",
+                     help="also write the run's counters and per-stage timings here as JSON")
 
 
 def _install_stop_handlers() -> threading.Event:
@@ -143,8 +146,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                                track_interval_s=config.gps.track_interval_s)
     max_frames = args.max_frames if args.max_frames is not None else config.source.max_frames
     stamper = LocationStamper(location, policy) if location else None
-    pipeline = Pipeline(source, detector, redactor, BackgroundSink(recorder), stop=_install_stop_handlers(),
-                        max_frames=max_frames, stamper=stamper)
+    pipeline = Pipeline(source, detector, redactor, recorder, stop=_install_stop_handlers(),
+                        max_frames=max_frames, stamper=stamper, tracking=config.track, live=_is_live(config))
     print(f"dashcam: recording {source.name} ({source.width}x{source.height} @ {source.fps:.2f} fps) "
           f"to {directory}/ ... Ctrl-C stops", file=sys.stderr)
     if location:
@@ -157,7 +160,23 @@ def cmd_run(args: argparse.Namespace) -> int:
         source.close()
         detector.close()
     _print_run_summary(stats, [info.video_path for info in recorder.finished])
+    _write_stats(args.stats_json, stats)
     return 0
+
+
+def _write_stats(path: Path | None, stats: RunStats) -> None:
+    if path is None:
+        return
+    try:
+        path.write_text(json.dumps(stats.to_dict(), indent=2) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise StorageError(f"cannot write --stats-json {path}: {exc.strerror or exc}") from None
+
+
+def _is_live(config: Config) -> bool:
+    """A camera, or a file replayed at its own rate: frames arrive on their own clock and must not wait."""
+    kind = config.source.kind
+    return kind in ("v4l2", "gstreamer") or (kind in ("sample", "file") and config.source.realtime)
 
 
 def _location_provider(config: Config, source: FrameSource) -> FixProvider | None:
@@ -185,11 +204,13 @@ def _print_run_summary(stats: RunStats, files: list[Path]) -> None:
     stages = ", ".join(f"{name} {ms:.1f}" for name, ms in stats.stage_ms_per_frame().items())
     print(f"""
 frames captured        {stats.frames_captured}
+frames detected        {stats.frames_detected} ({stats.detect_ms_per_keyframe:.0f} ms each)
 frames stored          {stats.frames_stored}
 speed                  {stats.fps:.1f} fps ({stats.seconds:.1f} s)
 faces redacted         {stats.faces}
 plates redacted        {stats.plates}
-fail-closed frames     {stats.whole_frame_redacted} blurred whole, {stats.dropped} dropped ({stats.detector_failures} detector failures)
+fail-closed frames     {stats.whole_frame_redacted} blurred whole, {stats.dropped} dropped ({stats.detector_failures} detector failures, {stats.stale_frames} behind detection)
+dropped by overload    {stats.dropped_overload} frames (never stored)
 paused in privacy zone {stats.paused_in_zone} frames
 ms per frame           {stages}
 files written          {len(files)}""")
@@ -311,6 +332,7 @@ def cmd_anonymize(args: argparse.Namespace) -> int:
     print(f"\n{len(jobs) - failures} of {len(jobs)} inputs anonymized into {args.output}/: "
           f"{total.frames_stored} frames, {total.faces} faces, {total.plates} plates, "
           f"{total.whole_frame_redacted} frames blurred whole, {total.dropped} dropped")
+    _write_stats(args.stats_json, total)
     return 2 if failures else 0
 
 
@@ -335,7 +357,7 @@ def _anonymize_video(job: _Job, config: Config, detector: GuardedDetector, redac
     try:
         sink = _SingleFileSink(VideoEncoder(job.output, source.width, source.height, source.fps,
                                             _encoder_settings(config)))
-        return Pipeline(source, detector, redactor, BackgroundSink(sink), stop=stop).run()
+        return Pipeline(source, detector, redactor, sink, stop=stop, tracking=config.track).run()
     finally:
         source.close()
 

@@ -73,6 +73,24 @@ class DetectConfig:
 
 
 @dataclass
+class TrackConfig:
+    detect_every: int = _opt(1, "run the detectors on every n-th frame and track boxes between (1 = every frame); "
+                                "a live camera is detected as often as the detectors keep up, at most this often",
+                             min=1, max=30)
+    delay_frames: int = _opt(8, "frames held back before redaction, so a detection also covers the frames "
+                                "just before it (live sources; files wait for the next detection)", min=0, max=120)
+    hold_frames: int = _opt(15, "a track the detector stops finding keeps its mask this many frames", min=0, max=300)
+    growth_per_frame: float = _opt(0.03, "a tracked box grows by this share of its size per frame away from "
+                                         "a detection, since its position is a guess", min=0.0, max=0.5)
+    match_iou: float = _opt(0.1, "overlap with a track's predicted box needed to continue that track",
+                            min=0.0, max=1.0)
+    max_jump_per_frame: float = _opt(0.5, "a detection that does not overlap a track still continues it when its "
+                                          "centre moved at most this many box sides per frame since", min=0.0, max=5.0)
+    max_stale_frames: int = _opt(30, "a live frame whose newest detection is older than this is blurred whole",
+                                 min=1, max=600)
+
+
+@dataclass
 class RedactConfig:
     mode: str = _opt("gaussian", "how regions are hidden", choices=("gaussian", "pixelate", "fill"))
     face_mask_scale: float = _opt(1.5, "face boxes grow by this factor about their centre: detectors box the face, "
@@ -123,6 +141,7 @@ class Config:
     source: SourceConfig = _section(SourceConfig, "camera or file input")
     gps: GpsConfig = _section(GpsConfig, "GPS receiver and location privacy")
     detect: DetectConfig = _section(DetectConfig, "face and plate detection")
+    track: TrackConfig = _section(TrackConfig, "detection cadence and tracking between detections")
     redact: RedactConfig = _section(RedactConfig, "how detected regions are hidden")
     record: RecordConfig = _section(RecordConfig, "segment files")
 

@@ -1,27 +1,49 @@
-"""The frame loop: capture -> stamp (GPS fix, UTC) -> detect (under a deadline) -> redact -> store.
+"""The frame loop, in threads: capture -> detect (keyframes) + track -> redact -> store.
 
-One stop event ends it. Redaction sits between detection and every sink; a failed detection reaches the
-redactor as a `DetectionFailure` and comes out blurred whole or dropped, and counted.
-Whatever ends the loop (source exhausted, stop requested, an error), the sink is
-closed so the segment being written is finished, not lost.
+Capture (source read, GPS and UTC stamp) feeds a delay line of raw frames. A detect
+thread runs the guarded detectors on keyframes (every `detect_every`-th frame; a live
+source as often as the detectors keep up) and feeds a `BoxTracker`. The redact thread
+(the caller's) takes frames from the head of the line once a keyframe at or after them
+is done, so each detection also covers the frames before it; the tracker gives their
+boxes, the redactor hides them, and a store thread encodes. Only redacted frames
+reach the store queue.
+
+Drop policies, each counted:
+- file source: nothing is dropped; capture waits for room (offline work, exact cadence);
+- live source: capture never waits. A frame arriving to a full line is dropped before
+  it is redacted or stored (`dropped_overload`); a frame at the head of a line longer
+  than `delay_frames` is released with the tracker's prediction, or blurred whole when
+  its newest detection is older than `max_stale_frames` (`stale_frames`).
+A failed keyframe fails the frames it brackets closed. Whatever ends the loop (source
+end, stop request, an error in any stage), the sink is closed so the segment being
+written is finished, not lost, and the first error is raised again.
 """
 from __future__ import annotations
 
+import collections
 import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Protocol
 
 from edge.camera import FrameSource
+from edge.config import TrackConfig
 from edge.detect.guard import DetectionFailure, GuardedDetector
+from edge.detect.tracking import BoxTracker
 from edge.redact import Redactor
-from edge.types import Frame, RedactedFrame
+from edge.types import Detections, Frame, RedactedFrame
 
 log = logging.getLogger(__name__)
 
 STAGES = ("capture", "detect", "redact", "store")
+# A live line holds at most this many frames beyond `delay_frames` before new frames are dropped.
+_LIVE_SLACK_FRAMES = 8
+_POLL_S = 0.05  # how often waiting threads look at the stop event
+
+DetectionObserver = Callable[[int, "Detections | DetectionFailure"], None]
 
 
 class FrameStamper(Protocol):
@@ -41,9 +63,9 @@ class BackgroundSink:
     """Runs a sink's encoding in its own thread so it overlaps detection of the next frame.
 
     Only `RedactedFrame`s cross the queue. The queue is bounded (`depth` frames): when the
-    encoder falls behind, `write` blocks, which slows capture instead of growing memory.
-    (Live drop policies belong to the real-time pipeline.) An error in the writer thread
-    is raised again from the next `write` or from `close`.
+    encoder falls behind, `write` blocks the redact thread (never capture; a live line then
+    fills and drops, see the module docstring). An error in the writer thread is raised
+    again from the next `write` or from `close`. `busy_seconds` is the writer's own time.
     """
 
     _CLOSE = object()
@@ -53,6 +75,7 @@ class BackgroundSink:
         self._queue: queue.Queue = queue.Queue(maxsize=depth)
         self._error: BaseException | None = None
         self._failed = False  # stays set: after one failure nothing more is written
+        self.busy_seconds = 0.0
         self._thread = threading.Thread(target=self._drain, name="store", daemon=True)
         self._thread.start()
 
@@ -63,6 +86,7 @@ class BackgroundSink:
                 return
             if self._failed:
                 continue  # keep draining so the producer never blocks on a dead writer
+            started = time.perf_counter()
             try:
                 if item is None:
                     self._sink.note_dropped()
@@ -70,6 +94,7 @@ class BackgroundSink:
                     self._sink.write(item)
             except BaseException as exc:  # noqa: BLE001 - handed to the producer thread, not swallowed
                 self._error, self._failed = exc, True
+            self.busy_seconds += time.perf_counter() - started
 
     def _raise_pending(self) -> None:
         if self._error is not None:
@@ -96,6 +121,7 @@ class BackgroundSink:
 @dataclass
 class RunStats:
     frames_captured: int = 0
+    frames_detected: int = 0
     frames_stored: int = 0
     faces: int = 0
     plates: int = 0
@@ -103,6 +129,8 @@ class RunStats:
     dropped: int = 0
     detector_failures: int = 0
     paused_in_zone: int = 0
+    dropped_overload: int = 0
+    stale_frames: int = 0
     seconds: float = 0.0
     stage_seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
 
@@ -126,14 +154,41 @@ class RunStats:
                 setattr(self, item.name, getattr(self, item.name) + getattr(other, item.name))
 
     def stage_ms_per_frame(self) -> dict[str, float]:
+        """Each stage's time per captured frame (detection amortized over the frames it covers)."""
         n = max(1, self.frames_captured)
         return {stage: 1000 * total / n for stage, total in self.stage_seconds.items()}
+
+    @property
+    def detect_ms_per_keyframe(self) -> float:
+        return 1000 * self.stage_seconds["detect"] / max(1, self.frames_detected)
+
+    def to_dict(self) -> dict:
+        """The counters, speed and per-stage milliseconds, for `--stats-json` and benchmarks."""
+        data = {item.name: getattr(self, item.name) for item in fields(self) if item.name != "stage_seconds"}
+        data["fps"] = round(self.fps, 3)
+        data["stage_ms_per_frame"] = {k: round(v, 3) for k, v in self.stage_ms_per_frame().items()}
+        data["detect_ms_per_keyframe"] = round(self.detect_ms_per_keyframe, 3)
+        return data
+
+
+class _DelayLine:
+    """Raw frames waiting for redaction and the keyframe state around them, under one condition."""
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+        self.frames: collections.deque[Frame] = collections.deque()
+        self.capture_done = False
+        self.detect_done = False
+        self.failed = False  # a stage raised: every stage stops, nothing more is stored
+        self.detected_upto = -1  # newest keyframe applied to the tracker
+        self.next_due = 0  # the next keyframe is the first frame at or after this index
 
 
 class Pipeline:
     def __init__(self, source: FrameSource, detector: GuardedDetector, redactor: Redactor, sink: FrameSink,
-                 stop: threading.Event | None = None, max_frames: int = 0,
-                 stamper: FrameStamper | None = None) -> None:
+                 stop: threading.Event | None = None, max_frames: int = 0, stamper: FrameStamper | None = None,
+                 tracking: TrackConfig | None = None, live: bool = False,
+                 on_detections: DetectionObserver | None = None) -> None:
         self._source = source
         self._detector = detector
         self._redactor = redactor
@@ -141,47 +196,183 @@ class Pipeline:
         self._stop = stop or threading.Event()
         self._max_frames = max_frames
         self._stamper = stamper
+        self._tracking = tracking or TrackConfig()
+        self._tracker = BoxTracker(self._tracking)
+        self._live = live
+        self._on_detections = on_detections
+        self._line = _DelayLine()
+        self._errors: list[BaseException] = []
+        self._overload_forwarded = 0
 
     def run(self) -> RunStats:
         stats = RunStats()
         started = time.perf_counter()
+        sink = BackgroundSink(self._sink)
+        workers = [threading.Thread(target=self._guarded, args=(stage, stats), name=stage.__name__[1:], daemon=True)
+                   for stage in (self._capture, self._detect)]
+        for worker in workers:
+            worker.start()
         try:
-            self._loop(stats)
+            self._release(stats, sink)
+        except BaseException:
+            self._fail()
+            raise
         finally:
-            t0 = time.perf_counter()
-            self._sink.close()
-            stats.stage_seconds["store"] += time.perf_counter() - t0
-            stats.seconds = time.perf_counter() - started
+            for worker in workers:
+                worker.join()
+            closing = time.perf_counter()
+            try:
+                sink.close()
+            finally:
+                stats.stage_seconds["store"] = sink.busy_seconds + time.perf_counter() - closing
+                stats.seconds = time.perf_counter() - started
+        if self._errors:
+            raise self._errors[0]
         return stats
 
-    def _loop(self, stats: RunStats) -> None:
-        timings = stats.stage_seconds
-        while not self._stop.is_set():
-            if self._max_frames and stats.frames_captured >= self._max_frames:
-                break
-            t0 = time.perf_counter()
-            frame = self._source.read()
-            t1 = time.perf_counter()
-            timings["capture"] += t1 - t0
-            if frame is None:
-                break
-            stats.frames_captured += 1
-            if self._stamper is not None and not self._stamper.stamp(frame):
-                stats.paused_in_zone += 1  # inside a privacy zone with pausing on: never stored
-                continue
-            verdict = self._detector.detect(frame.image_bgr)
-            t2 = time.perf_counter()
-            timings["detect"] += t2 - t1
-            if isinstance(verdict, DetectionFailure):
-                stats.detector_failures += 1
-            redacted = self._redactor.redact(frame, verdict)
-            del frame  # the raw image has been overwritten in place; drop the last handle to it
-            t3 = time.perf_counter()
-            timings["redact"] += t3 - t2
-            if redacted is None:
-                stats.dropped += 1
-                self._sink.note_dropped()
-                continue
-            self._sink.write(redacted)
-            timings["store"] += time.perf_counter() - t3
-            stats.count_stored(redacted)
+    def _guarded(self, stage: Callable[[RunStats], None], stats: RunStats) -> None:
+        """Run a worker stage; its error stops every stage and is raised again by `run`."""
+        try:
+            stage(stats)
+        except BaseException as exc:  # noqa: BLE001 - handed to run(), which raises it in the caller's thread
+            self._errors.append(exc)
+            self._fail()
+
+    def _fail(self) -> None:
+        with self._line.cond:
+            self._line.failed = True
+            self._line.cond.notify_all()
+
+    # ---- capture ------------------------------------------------------------------------------------------
+
+    def _capture(self, stats: RunStats) -> None:
+        line = self._line
+        try:
+            while not (self._stop.is_set() or line.failed):
+                if self._max_frames and stats.frames_captured >= self._max_frames:
+                    break
+                started = time.perf_counter()
+                frame = self._source.read()
+                stats.stage_seconds["capture"] += time.perf_counter() - started
+                if frame is None:
+                    break
+                stats.frames_captured += 1
+                if self._stamper is not None and not self._stamper.stamp(frame):
+                    stats.paused_in_zone += 1  # inside a privacy zone with pausing on: never stored
+                    continue
+                with line.cond:
+                    self._admit(frame, stats)
+        finally:
+            with line.cond:
+                line.capture_done = True
+                line.cond.notify_all()
+
+    def _admit(self, frame: Frame, stats: RunStats) -> None:
+        """Append to the line (lock held): a live source drops when full, a file waits for room."""
+        line = self._line
+        if self._live:
+            if len(line.frames) >= self._tracking.delay_frames + _LIVE_SLACK_FRAMES:
+                stats.dropped_overload += 1  # never redacted, never stored
+                return
+        else:
+            # Room for the frames up to the next keyframe plus the one after, so detection overlaps redaction.
+            capacity = 2 * self._tracking.detect_every + 2
+            while len(line.frames) >= capacity:
+                if self._stop.is_set() or line.failed:
+                    return
+                line.cond.wait(_POLL_S)
+        line.frames.append(frame)
+        line.cond.notify_all()
+
+    # ---- detect -------------------------------------------------------------------------------------------
+
+    def _detect(self, stats: RunStats) -> None:
+        line = self._line
+        try:
+            while True:
+                with line.cond:
+                    frame = self._wait_for_keyframe()
+                    if frame is None:
+                        return
+                    image, index = frame.image_bgr.copy(), frame.index  # redaction may overwrite the original
+                started = time.perf_counter()
+                verdict = self._detector.detect(image)
+                stats.stage_seconds["detect"] += time.perf_counter() - started
+                stats.frames_detected += 1
+                stats.detector_failures += isinstance(verdict, DetectionFailure)
+                if self._on_detections is not None:
+                    self._on_detections(index, verdict)
+                with line.cond:
+                    self._tracker.update(index, verdict)
+                    line.detected_upto = index
+                    line.next_due = index + self._tracking.detect_every
+                    line.cond.notify_all()
+        finally:
+            with line.cond:
+                line.detect_done = True
+                line.cond.notify_all()
+
+    def _wait_for_keyframe(self) -> Frame | None:
+        """The next frame to detect (lock held), or None when detection is over."""
+        line = self._line
+        while not (self._stop.is_set() or line.failed):
+            due = [frame for frame in line.frames if frame.index >= line.next_due]
+            if due:
+                return due[-1] if self._live else due[0]  # live: the newest, to keep up
+            if line.capture_done:
+                last = line.frames[-1] if line.frames else None
+                # The frames after the last keyframe get one more detection, so they too are covered from both sides.
+                return last if last is not None and last.index > line.detected_upto else None
+            line.cond.wait(_POLL_S)
+        return None
+
+    # ---- redact and store ---------------------------------------------------------------------------------
+
+    def _release(self, stats: RunStats, sink: BackgroundSink) -> None:
+        line = self._line
+        while True:
+            with line.cond:
+                while not self._releasable():
+                    if line.failed or (not line.frames and line.capture_done and line.detect_done):
+                        return
+                    line.cond.wait(_POLL_S)
+                frame = line.frames.popleft()
+                plan = self._plan(frame.index)
+                line.cond.notify_all()
+            for _ in range(stats.dropped_overload - self._overload_forwarded):
+                sink.note_dropped()
+                self._overload_forwarded += 1
+            self._store(frame, plan, stats, sink)
+
+    def _plan(self, frame_index: int) -> Detections | DetectionFailure:
+        """The tracker's boxes for a frame (lock held); a tracking error fails the frame closed."""
+        try:
+            plan = self._tracker.plan(frame_index)
+            self._tracker.forget_before(frame_index)
+        except (ValueError, IndexError, FloatingPointError) as exc:
+            log.error("tracking failed on frame %d (%s); hiding the whole frame", frame_index, exc)
+            return DetectionFailure(f"tracking error: {exc}")
+        return plan
+
+    def _releasable(self) -> bool:
+        """Whether the head frame can be redacted now (lock held)."""
+        line = self._line
+        if not line.frames:
+            return False
+        if line.frames[0].index <= line.detected_upto or line.detect_done:
+            return True
+        return self._live and len(line.frames) > self._tracking.delay_frames
+
+    def _store(self, frame: Frame, plan: Detections | DetectionFailure, stats: RunStats,
+               sink: BackgroundSink) -> None:
+        started = time.perf_counter()
+        stats.stale_frames += isinstance(plan, DetectionFailure) and plan.stale
+        redacted = self._redactor.redact(frame, plan)
+        del frame  # the raw image has been overwritten in place; drop the last handle to it
+        stats.stage_seconds["redact"] += time.perf_counter() - started
+        if redacted is None:
+            stats.dropped += 1
+            sink.note_dropped()
+            return
+        sink.write(redacted)
+        stats.count_stored(redacted)

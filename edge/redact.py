@@ -97,7 +97,7 @@ class Redactor:
             try:
                 self._hide_regions(image, verdict)
                 counts = RedactionCounts(faces=verdict.count(Label.FACE), plates=verdict.count(Label.PLATE))
-                return self._seal(frame, counts)
+                return self._seal(frame, counts, verdict)
             except (cv2.error, ValueError, IndexError) as exc:
                 log.error("redaction of frame %d failed (%s); hiding the whole frame", frame.index, exc)
         if self._config.on_failure == "drop_frame":
@@ -106,9 +106,9 @@ class Redactor:
         self._hide_whole(image)
         return self._seal(frame, RedactionCounts(whole_frame=True))
 
-    def _seal(self, frame: Frame, counts: RedactionCounts) -> RedactedFrame:
+    def _seal(self, frame: Frame, counts: RedactionCounts, hidden: Detections | None = None) -> RedactedFrame:
         return RedactedFrame(frame.image_bgr, frame.index, frame.t_mono_ns, frame.t_utc, counts, frame.fix,
-                             _token=redaction_token())
+                             hidden if hidden is not None else Detections.empty(), _token=redaction_token())
 
     def _hide_whole(self, image: np.ndarray) -> None:
         height, width = image.shape[:2]

@@ -130,6 +130,7 @@ class RedactedFrame:
     t_utc: dt.datetime
     counts: RedactionCounts
     fix: GpsFix | None = None
+    hidden: Detections = field(default_factory=Detections.empty)  # boxes hidden, before mask growth
     _token: object = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:

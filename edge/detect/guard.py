@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class DetectionFailure:
     reason: str
+    stale: bool = False  # no detector error: the newest detection is too old to trust (live overload)
 
 
 class GuardedDetector:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from conftest import ScriptedDetector, canary_frames, read_all_frames
-from privacy import retained_detail
+from edge.bench.stored import retained_detail
 from edge.camera.opencv import VideoFileSource
 from edge.config import RedactConfig
 from edge.detect.guard import GuardedDetector

@@ -16,12 +16,11 @@ import numpy as np
 import pytest
 
 from conftest import read_all_frames
-from privacy import core, retained_detail
+from edge.bench.stored import MAX_RETAINED, core, retained_detail
 from edge.bench.annotations import load_sample_truth
 from edge.camera import SAMPLE_VIDEO
 from edge.types import Label
 
-MAX_RETAINED = 0.25
 
 
 @pytest.fixture(scope="module")

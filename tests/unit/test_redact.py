@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from conftest import checkerboard
-from privacy import retained_detail
+from edge.bench.stored import retained_detail
 from edge.config import RedactConfig
 from edge.detect.guard import DetectionFailure
 from edge.redact import Redactor, grow_boxes, redaction_mask

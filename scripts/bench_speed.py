@@ -1,0 +1,230 @@
+"""Speed benchmark on the committed sample: dashcam (every frame, and with detection cadence) against deface.
+
+For the sample clip at 1280x720 and an upscaled copy at 1920x1080 it runs, each as a real
+subprocess measured with wait4 (wall time, CPU seconds, peak resident memory):
+- `dashcam anonymize` offline, detecting every frame and every `--cadence`-th frame;
+- `dashcam run` live, the clip replayed at its own 30 fps as a camera would deliver it;
+- deface (CenterFace, faces only, its defaults) on the same file, in its own venv.
+Privacy is scored the same way for every tool, from the stored file: a ground-truth box
+counts as hidden when its core keeps < 0.25 of the source's detail (edge.bench.stored).
+
+    python scripts/bench_speed.py [--repeats 3] [--cadence 3] [--json bench-speed.json] [--no-deface]
+
+deface is installed on first use into `--deface-venv` (default .bench/deface-venv) with
+`pip install deface onnxruntime`, so the package index must be reachable once. Offline
+runs repeat `--repeats` times and report the median; live runs take 12 s each and run once.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+from edge import __version__
+from edge.bench.annotations import GroundTruth, load_sample_truth
+from edge.bench.stored import MAX_RETAINED, core_retained
+from edge.camera import SAMPLE_VIDEO
+from edge.types import Label
+
+REPO = Path(__file__).resolve().parents[1]
+DASHCAM = [sys.executable, "-m", "edge"]
+
+
+@dataclass
+class Measured:
+    wall_s: float
+    cpu_s: float
+    peak_rss_mb: float
+    stats: dict = field(default_factory=dict)
+
+    @property
+    def cores_busy(self) -> float:
+        return self.cpu_s / self.wall_s if self.wall_s else 0.0
+
+
+def run_measured(command: list[str], cwd: Path = REPO) -> Measured:
+    """Run a command to completion; wall time, CPU (its own and its reaped children's) and peak RSS."""
+    started = time.perf_counter()
+    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _pid, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - started
+    out, err = process.stdout.read().decode(errors="replace"), process.stderr.read().decode(errors="replace")
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} exited {process.returncode}:\n{out[-2000:]}\n{err[-2000:]}")
+    return Measured(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024)
+
+
+def frames_of(path: Path):
+    with av.open(str(path)) as container:
+        for frame in container.decode(video=0):
+            yield frame.to_ndarray(format="bgr24")
+
+
+def make_1080p(source: Path, target: Path) -> None:
+    """The sample scaled to 1920x1080 (a 1080p dashcam's frame size; its detail is the 720p detail)."""
+    with av.open(str(target), "w") as out:
+        stream = out.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 1920, 1080, "yuv420p"
+        stream.options = {"crf": "16", "preset": "veryfast"}
+        for image in frames_of(source):
+            big = cv2.resize(image, (1920, 1080), interpolation=cv2.INTER_CUBIC)
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(big, format="bgr24")))
+        out.mux(stream.encode(None))
+
+
+def scaled(truth: list[GroundTruth], factor: float) -> list[GroundTruth]:
+    return [GroundTruth(t.key, t.xyxy * factor, t.label, t.track) for t in truth]
+
+
+def stored_recall(source: Path, stored: Path, truth: list[GroundTruth]) -> dict[str, float]:
+    """Share of ground-truth boxes per class whose core lost its detail in the stored file."""
+    hidden = {label: 0 for label in Label}
+    total = dict(hidden)
+    frames = 0
+    for record, original, kept in zip(truth, frames_of(source), frames_of(stored)):
+        frames += 1
+        for box, label in zip(record.xyxy, record.label):
+            total[Label(int(label))] += 1
+            hidden[Label(int(label))] += core_retained(original, kept, box) < MAX_RETAINED
+    if frames != len(truth):
+        raise RuntimeError(f"{stored} has {frames} frames, the ground truth {len(truth)}")
+    return {label.name.lower(): round(100 * hidden[label] / max(1, total[label]), 2) for label in Label}
+
+
+def write_config(folder: Path, name: str, video: Path, detect_every: int, realtime: bool) -> Path:
+    path = folder / f"{name}.yaml"
+    path.write_text(json.dumps({  # JSON is YAML
+        "source": {"kind": "file", "path": str(video), "realtime": realtime},
+        "gps": {"source": "none"},
+        "track": {"detect_every": detect_every},
+    }))
+    return path
+
+
+def bench_anonymize(video: Path, config: Path, work: Path, truth: list[GroundTruth], repeats: int) -> dict:
+    runs = []
+    for attempt in range(repeats):
+        out = work / f"{config.stem}-{attempt}"
+        stats_file = work / f"{config.stem}-{attempt}.json"
+        measured = run_measured([*DASHCAM, "anonymize", str(video), "-o", str(out), "--config", str(config),
+                                 "--stats-json", str(stats_file)])
+        measured.stats = json.loads(stats_file.read_text())
+        runs.append(measured)
+    result = summarize(runs, frames=runs[0].stats["frames_stored"])
+    result["recall"] = stored_recall(video, out / video.name, truth)
+    result["stage_ms_per_frame"] = runs[-1].stats["stage_ms_per_frame"]
+    result["detect_ms_per_keyframe"] = runs[-1].stats["detect_ms_per_keyframe"]
+    return result
+
+
+def bench_live(video: Path, config: Path, work: Path, truth: list[GroundTruth]) -> dict:
+    recordings, stats_file = work / f"{config.stem}-rec", work / f"{config.stem}.json"
+    measured = run_measured([*DASHCAM, "run", "--config", str(config), "--recordings", str(recordings),
+                             "--stats-json", str(stats_file)])
+    stats = json.loads(stats_file.read_text())
+    (stored,) = sorted(recordings.glob("*.mp4"))
+    media_s = stats["frames_captured"] / 30
+    result = {
+        "wall_s": round(measured.wall_s, 2), "realtime_factor": round(media_s / stats["seconds"], 3),
+        "frames_captured": stats["frames_captured"], "frames_stored": stats["frames_stored"],
+        "dropped_overload": stats["dropped_overload"], "stale_frames": stats["stale_frames"],
+        "detections_per_s": round(stats["frames_detected"] / stats["seconds"], 2),
+        "cores_busy": round(measured.cores_busy, 2), "peak_rss_mb": round(measured.peak_rss_mb),
+        "stage_ms_per_frame": stats["stage_ms_per_frame"], "detect_ms_per_keyframe": stats["detect_ms_per_keyframe"],
+    }
+    if stats["frames_stored"] == len(truth):  # with overload drops, frames no longer line up with the truth
+        result["recall"] = stored_recall(video, stored, truth)
+    return result
+
+
+def deface_python(venv: Path) -> Path:
+    python = venv / "bin" / "python"
+    if not python.exists():
+        print(f"installing deface into {venv} ...", file=sys.stderr)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", "deface", "onnxruntime"], check=True)
+    return python
+
+
+def bench_deface(python: Path, video: Path, work: Path, truth: list[GroundTruth], repeats: int) -> dict:
+    runs = []
+    for attempt in range(repeats):
+        out = work / f"deface-{video.stem}-{attempt}.mp4"
+        runs.append(run_measured([str(python), "-m", "deface", str(video), "-o", str(out)]))
+    result = summarize(runs, frames=len(truth))
+    result["recall"] = stored_recall(video, out, truth)
+    return result
+
+
+def summarize(runs: list[Measured], frames: int) -> dict:
+    walls = [r.wall_s for r in runs]
+    return {
+        "fps_median": round(frames / statistics.median(walls), 2),
+        "fps_runs": [round(frames / w, 2) for w in walls],
+        "cores_busy": round(statistics.median(r.cores_busy for r in runs), 2),
+        "peak_rss_mb": round(max(r.peak_rss_mb for r in runs)),
+    }
+
+
+def machine() -> dict:
+    import onnxruntime
+    return {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count(),
+            "onnxruntime": onnxruntime.__version__, "dashcam": __version__}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--cadence", type=int, default=3, help="detect_every for the cadence configuration")
+    parser.add_argument("--sizes", default="720,1080", help="which of 720 and 1080 to run")
+    parser.add_argument("--no-deface", action="store_true")
+    parser.add_argument("--no-live", action="store_true")
+    parser.add_argument("--deface-venv", type=Path, default=REPO / ".bench" / "deface-venv")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args()
+    truth_720 = load_sample_truth(SAMPLE_VIDEO.with_name("drive_720p.gt.json"))
+    report: dict = {"machine": machine(), "cadence": args.cadence, "repeats": args.repeats, "results": {}}
+    deface = None if args.no_deface else deface_python(args.deface_venv)
+    with tempfile.TemporaryDirectory(prefix="bench-speed-") as tmp:
+        work = Path(tmp)
+        for size in args.sizes.split(","):
+            if size == "720":
+                video, truth = SAMPLE_VIDEO, truth_720
+            else:
+                video, truth = work / "drive_1080p.mp4", scaled(truth_720, 1.5)
+                make_1080p(SAMPLE_VIDEO, video)
+            results = report["results"][f"{size}p"] = {}
+            for name, every in (("every_frame", 1), (f"cadence_{args.cadence}", args.cadence)):
+                config = write_config(work, f"{size}-{name}", video, every, realtime=False)
+                results[f"anonymize_{name}"] = bench_anonymize(video, config, work, truth, args.repeats)
+                print(size, name, results[f"anonymize_{name}"], file=sys.stderr)
+            if not args.no_live:
+                config = write_config(work, f"{size}-live", video, 1, realtime=True)
+                results["live_run"] = bench_live(video, config, work, truth)
+                print(size, "live", results["live_run"], file=sys.stderr)
+            if deface is not None:
+                results["deface"] = bench_deface(deface, video, work, truth, args.repeats)
+                best = results[f"anonymize_cadence_{args.cadence}"]["fps_median"]
+                results["speedup_vs_deface"] = round(best / results["deface"]["fps_median"], 2)
+                print(size, "deface", results["deface"], file=sys.stderr)
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.json:
+        args.json.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
