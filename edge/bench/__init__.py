@@ -1,1 +1,6 @@
-"""Measuring anonymization: ground-truth loaders and redaction-coverage metrics."""
+"""Measuring anonymization: ground-truth loaders and redaction-coverage metrics.
+
+annotations.py loads any supported format (truth.py holds the records and the counting,
+one module per format parses); metrics.py accumulates blur recall frame by frame;
+report.py renders runs side by side; progress.py is the CLI's progress line.
+"""

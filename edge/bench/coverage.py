@@ -11,20 +11,41 @@ from edge.types import Label
 SIZE_BANDS = (("tiny", 0, 16), ("small", 16, 32), ("medium", 32, 96), ("large", 96, float("inf")))
 
 
+def pixel_bounds(xyxy: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Boxes rounded outwards to whole pixels and clipped to the frame, as int64 (N,4) xyxy."""
+    bounds = np.concatenate([np.floor(xyxy[:, :2]), np.ceil(xyxy[:, 2:])], axis=1).reshape(-1, 4)
+    bounds[:, [0, 2]] = bounds[:, [0, 2]].clip(0, width)
+    bounds[:, [1, 3]] = bounds[:, [1, 3]].clip(0, height)
+    return bounds.astype(np.int64)
+
+
 def box_coverage(mask: np.ndarray, xyxy: np.ndarray) -> np.ndarray:
     """Share of each box's pixels (rounded to whole pixels) that the mask covers, 0..1."""
-    height, width = mask.shape
     out = np.zeros(len(xyxy), dtype=np.float64)
+    if len(xyxy) == 0:
+        return out  # no integral image for frames without ground truth
+    height, width = mask.shape
     integral = np.pad(mask.astype(np.int64).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
-    for i, (x1, y1, x2, y2) in enumerate(xyxy):
-        left, top = int(np.clip(np.floor(x1), 0, width)), int(np.clip(np.floor(y1), 0, height))
-        right, bottom = int(np.clip(np.ceil(x2), 0, width)), int(np.clip(np.ceil(y2), 0, height))
+    for i, (left, top, right, bottom) in enumerate(pixel_bounds(np.asarray(xyxy, np.float64), width, height)):
         area = (right - left) * (bottom - top)
         if area <= 0:
             continue
         covered = integral[bottom, right] - integral[top, right] - integral[bottom, left] + integral[top, left]
         out[i] = covered / area
     return out
+
+
+def boxes_mask(xyxy: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """The (H,W) bool mask of pixels inside any box, with the same pixel rounding as `box_coverage`."""
+    height, width = shape
+    mask = np.zeros(shape, dtype=bool)
+    for left, top, right, bottom in pixel_bounds(np.asarray(xyxy, np.float64), width, height):
+        mask[top:bottom, left:right] = True
+    return mask
+
+
+def _share(values: np.ndarray, tau: float) -> float:
+    return float((values >= tau).mean()) if values.size else float("nan")
 
 
 @dataclass
@@ -36,14 +57,23 @@ class CoverageTally:
 
     def add(self, mask: np.ndarray, xyxy: np.ndarray, label: np.ndarray) -> np.ndarray:
         covered = box_coverage(mask, xyxy)
+        self.record(covered, xyxy, label)
+        return covered
+
+    def record(self, covered: np.ndarray, xyxy: np.ndarray, label: np.ndarray) -> None:
+        """Store already measured coverage (e.g. 1.0 for every box of a frame hidden whole)."""
         for value, lab, box in zip(covered, label, xyxy):
             self.coverage[int(lab)].append(float(value))
             self.heights[int(lab)].append(float(box[3] - box[1]))
-        return covered
 
     def recall(self, label: Label, tau: float = 0.9) -> tuple[float, int]:
         values = np.array(self.coverage[int(label)])
-        return (float((values >= tau).mean()) if values.size else float("nan")), int(values.size)
+        return _share(values, tau), int(values.size)
+
+    def curve(self, label: Label, taus: tuple[float, ...] | list[float]) -> list[float]:
+        """Recall at each tau; NaN where the label has no boxes."""
+        values = np.array(self.coverage[int(label)])
+        return [_share(values, tau) for tau in taus]
 
     def recall_by_size(self, label: Label, tau: float = 0.9) -> dict[str, tuple[float, int]]:
         values = np.array(self.coverage[int(label)])
@@ -51,5 +81,5 @@ class CoverageTally:
         result = {}
         for name, low, high in SIZE_BANDS:
             band = (heights >= low) & (heights < high)
-            result[name] = (float((values[band] >= tau).mean()) if band.any() else float("nan"), int(band.sum()))
+            result[name] = (_share(values[band], tau), int(band.sum()))
         return result
