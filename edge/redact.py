@@ -28,16 +28,17 @@ _SIGMA_PER_FRAME_SIDE = 1 / 30
 _PIXELATE_BLOCKS = 8
 
 
-def grow_boxes(xyxy: np.ndarray, scale: float | np.ndarray, width: int, height: int) -> np.ndarray:
+def grow_boxes(xyxy: np.ndarray, scale: float | np.ndarray, width: int | None, height: int | None) -> np.ndarray:
     """Scale boxes about their centres, round outwards to whole pixels and clip to the frame.
 
-    `scale` is one factor for all boxes or one per box.
+    `scale` is one factor for all boxes or one per box; `width`/`height` None leaves them unclipped.
     """
     centre = (xyxy[:, :2] + xyxy[:, 2:]) / 2
     half = (xyxy[:, 2:] - xyxy[:, :2]) * np.reshape(scale, (-1, 1)) / 2
     grown = np.concatenate([np.floor(centre - half), np.ceil(centre + half)], axis=1)
-    grown[:, [0, 2]] = np.clip(grown[:, [0, 2]], 0, width)
-    grown[:, [1, 3]] = np.clip(grown[:, [1, 3]], 0, height)
+    if width is not None and height is not None:
+        grown[:, [0, 2]] = np.clip(grown[:, [0, 2]], 0, width)
+        grown[:, [1, 3]] = np.clip(grown[:, [1, 3]], 0, height)
     return grown.astype(np.int64)
 
 
@@ -60,20 +61,24 @@ def pixelate(region: np.ndarray, blocks: int = _PIXELATE_BLOCKS) -> np.ndarray:
 
 def region_masks(detections: Detections, shape: tuple[int, int], config: RedactConfig
                  ) -> list[tuple[tuple[int, int, int, int], np.ndarray | None]]:
-    """Each grown box in whole pixels with its mask inside the box (None = the full rectangle)."""
+    """Each grown box in whole pixels, clipped to the frame, with its mask inside the box (None = all of it).
+
+    A face ellipse is drawn on the whole grown box before clipping: drawn on the clipped box it
+    would shrink to fit and leave the corners of a face at the frame's edge uncovered.
+    """
     height, width = shape
     scales = np.where(detections.label == Label.FACE, config.face_mask_scale, config.plate_mask_scale)
-    boxes = grow_boxes(detections.xyxy, scales, width, height)
     regions = []
-    for (x1, y1, x2, y2), label in zip(boxes.tolist(), detections.label):
+    for (u1, v1, u2, v2), label in zip(grow_boxes(detections.xyxy, scales, None, None).tolist(), detections.label):
+        x1, y1, x2, y2 = max(u1, 0), max(v1, 0), min(u2, width), min(v2, height)
         if x2 <= x1 or y2 <= y1:
             continue
         mask = None
         if label == Label.FACE and config.face_shape == "ellipse":
-            canvas = np.zeros((y2 - y1, x2 - x1), np.uint8)
-            centre = ((x2 - x1 - 1) / 2, (y2 - y1 - 1) / 2)
-            cv2.ellipse(canvas, (centre, (float(x2 - x1), float(y2 - y1)), 0), 255, thickness=-1)
-            mask = canvas.astype(bool)
+            canvas = np.zeros((v2 - v1, u2 - u1), np.uint8)
+            centre = ((u2 - u1 - 1) / 2, (v2 - v1 - 1) / 2)
+            cv2.ellipse(canvas, (centre, (float(u2 - u1), float(v2 - v1)), 0), 255, thickness=-1)
+            mask = canvas[y1 - v1:y2 - v1, x1 - u1:x2 - u1].astype(bool)
         regions.append(((x1, y1, x2, y2), mask))
     return regions
 

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from conftest import checkerboard
+from edge.bench.coverage import box_coverage
 from edge.bench.stored import retained_detail
 from edge.config import RedactConfig
 from edge.detect.guard import DetectionFailure
@@ -94,3 +95,11 @@ def test_redaction_error_falls_back_to_whole_frame():
     result = redactor.redact(_frame(image), _one(Label.FACE, [0, 0, 10, 10]))
     assert result.counts.whole_frame
     assert retained_detail(original, result.image_bgr) < 0.05
+
+
+def test_face_ellipse_at_the_frame_edge_is_cut_not_shrunk():
+    """The ellipse is drawn on the whole grown box and then clipped, so an edge face stays covered."""
+    face = Detections(np.array([[0, 40, 40, 100]], np.float32), np.ones(1), np.array([Label.FACE]))
+    mask = redaction_mask(face, (200, 200), RedactConfig())
+    assert box_coverage(mask, face.xyxy)[0] > 0.97
+    assert mask[70, 0] and not mask[40, 50]  # the edge column is hidden; the ellipse keeps its shape
