@@ -60,6 +60,13 @@ class PlateDetectorConfig:
     model: str = _opt("plate_yolov8n", "plate model", choices=("plate_yolov8n",))
     score_threshold: float = _opt(0.1, "minimum score kept; low on purpose, favouring recall", min=0.0, max=1.0)
     nms_iou: float = _opt(0.5, "overlap above which the weaker of two boxes is dropped", min=0.0, max=1.0)
+    tiles: str = _opt("none", "also search native-resolution tiles for distant plates: none, road (the band "
+                              "between road_top and road_bottom), or full (the whole frame); one inference per tile",
+                      choices=("none", "road", "full"))
+    road_top: float = _opt(0.35, "top of the road band, as a share of the frame height from the top", min=0.0, max=1.0)
+    road_bottom: float = _opt(0.9, "bottom of the road band (below it: the bonnet)", min=0.0, max=1.0)
+    tile_every: int = _opt(1, "search the tiles on every n-th detection only (the tracker holds boxes between)",
+                           min=1, max=30)
 
 
 @dataclass
@@ -170,6 +177,10 @@ def config_from_dict(data: Any, origin: str = "<config>") -> Config:
     if not (config.detect.faces.enabled or config.detect.plates.enabled):
         raise ConfigError(f"{origin}: detect.faces.enabled and detect.plates.enabled are both false: "
                           "nothing would be anonymized, so dashcam refuses to record")
+    plates = config.detect.plates
+    if plates.road_top >= plates.road_bottom:
+        raise ConfigError(f"{origin}: detect.plates.road_top ({plates.road_top}) must be above "
+                          f"detect.plates.road_bottom ({plates.road_bottom})")
     return config
 
 

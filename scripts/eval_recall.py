@@ -70,12 +70,14 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
     parser.add_argument("--config", type=Path)
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--only", choices=("plates", "faces"), help="evaluate one set only")
     args = parser.parse_args()
     config = load_config(args.config)
-    report = {
-        "plates": evaluate(*plate_set(args.data), config, Label.PLATE),
-        "faces": evaluate(*face_set(args.data), config, Label.FACE),
-    }
+    report = {}
+    if args.only != "faces":
+        report["plates"] = evaluate(*plate_set(args.data), config, Label.PLATE)
+    if args.only != "plates":
+        report["faces"] = evaluate(*face_set(args.data), config, Label.FACE)
     text = json.dumps(report, indent=2)
     print(text)
     if args.json:

@@ -28,7 +28,8 @@ def build_detectors(config: DetectConfig) -> list[Detector]:
                                     faces.input_long_side))
     plates = config.plates
     if plates.enabled:
-        detectors.append(PlateYoloDetector(session_for(plates.model), plates.score_threshold, plates.nms_iou))
+        detectors.append(PlateYoloDetector(session_for(plates.model), plates.score_threshold, plates.nms_iou,
+                                           plates.tiles, plates.road_top, plates.road_bottom, plates.tile_every))
     return detectors
 
 

@@ -23,24 +23,78 @@ def decode_yolov8(output: np.ndarray, score_threshold: float) -> tuple[np.ndarra
     return cxcywh_to_xyxy(rows[keep, :4]).astype(np.float32), scores[keep].astype(np.float32)
 
 
+def tile_windows(width: int, height: int, tile: int, top: float, bottom: float,
+                 min_overlap: float = 0.2) -> list[tuple[int, int, int, int]]:
+    """`(x, y, w, h)` windows of at most `tile` pixels covering the band from `top` to `bottom`
+    (shares of the height), overlapping by at least `min_overlap` of a tile so that a plate cut
+    by one window's edge is whole in its neighbour."""
+    y0, y1 = int(round(height * top)), int(round(height * bottom))
+    windows = []
+    for start_y, size_y in _spans(y0, y1 - y0, tile, min_overlap):
+        for start_x, size_x in _spans(0, width, tile, min_overlap):
+            windows.append((start_x, start_y, size_x, size_y))
+    return windows
+
+
+def _spans(start: int, length: int, tile: int, min_overlap: float) -> list[tuple[int, int]]:
+    if length <= tile:
+        return [(start, length)]
+    step_max = tile * (1 - min_overlap)
+    count = int(np.ceil((length - tile) / step_max)) + 1
+    step = (length - tile) / (count - 1)
+    return [(start + int(round(i * step)), tile) for i in range(count)]
+
+
 class PlateYoloDetector:
+    """Plates in the whole frame, plus (optionally) in native-resolution tiles of the road band.
+
+    The model sees 640x640: a 1280-wide frame is halved, so a 16 px plate becomes 8 px, below
+    what it finds. Tiles give distant plates their full size, at one inference per tile;
+    `tile_every` spends that on every n-th call only (the tracker holds boxes in between).
+    """
+
     name = "plate_yolov8n"
 
-    def __init__(self, session: ort.InferenceSession, score_threshold: float, nms_iou: float) -> None:
+    def __init__(self, session: ort.InferenceSession, score_threshold: float, nms_iou: float,
+                 tiles: str = "none", road_top: float = 0.0, road_bottom: float = 1.0, tile_every: int = 1) -> None:
         self._session = session
         model_input = session.get_inputs()[0]
         self._input_name = model_input.name
         self._size = int(model_input.shape[2])
         self._score_threshold = score_threshold
         self._nms_iou = nms_iou
+        self._band = (0.0, 1.0) if tiles == "full" else (road_top, road_bottom)
+        self._tiles = tiles
+        self._tile_every = tile_every
+        self._calls = 0
 
     def detect(self, image_bgr: np.ndarray) -> Detections:
         height, width = image_bgr.shape[:2]
+        xyxy, score = self._detect_window(image_bgr)
+        if self._use_tiles(width, height):
+            parts, scores = [xyxy], [score]
+            for x, y, w, h in tile_windows(width, height, self._size, *self._band):
+                found, found_score = self._detect_window(image_bgr[y:y + h, x:x + w])
+                parts.append(found + np.array([x, y, x, y], np.float32))
+                scores.append(found_score)
+            xyxy, score = np.concatenate(parts), np.concatenate(scores)
+            keep = nms(xyxy, score, self._nms_iou)
+            xyxy, score = xyxy[keep], score[keep]
+        self._calls += 1
+        return Detections(clip_boxes(xyxy, width, height), score, np.full(len(score), Label.PLATE))
+
+    def _use_tiles(self, width: int, height: int) -> bool:
+        if self._tiles == "none" or self._calls % self._tile_every:
+            return False
+        # Tiles only help when the whole-frame pass shrinks the image noticeably.
+        return max(width, height) > 1.25 * self._size
+
+    def _detect_window(self, image_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Boxes (in the window's pixels) and scores after NMS for one letterboxed window."""
         square, geometry = letterbox(image_bgr, self._size)
         rgb = cv2.cvtColor(square, cv2.COLOR_BGR2RGB)
         blob = (rgb.transpose(2, 0, 1)[None].astype(np.float32)) * np.float32(1 / 255)
         (output,) = self._session.run(None, {self._input_name: blob})
         xyxy, score = decode_yolov8(output, self._score_threshold)
         keep = nms(xyxy, score, self._nms_iou)
-        xyxy = clip_boxes(geometry.to_source(xyxy[keep]), width, height)
-        return Detections(xyxy, score[keep], np.full(len(keep), Label.PLATE))
+        return geometry.to_source(xyxy[keep]), score[keep]

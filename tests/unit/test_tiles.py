@@ -1,0 +1,72 @@
+"""Plate tiles: windows cover the road band with overlap; config keeps the band sane."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edge.config import config_from_dict
+from edge.detect.yolo import tile_windows
+from edge.errors import ConfigError
+
+
+def test_road_band_of_a_720p_frame_is_one_row_of_overlapping_tiles():
+    windows = tile_windows(1280, 720, 640, top=0.35, bottom=0.9)
+    assert windows == [(0, 252, 640, 396), (320, 252, 640, 396), (640, 252, 640, 396)]
+
+
+@pytest.mark.parametrize("width,height", [(1920, 1080), (1024, 768), (4056, 3040)])
+def test_full_tiles_cover_every_pixel_with_at_least_the_minimum_overlap(width, height):
+    windows = tile_windows(width, height, 640, top=0.0, bottom=1.0, min_overlap=0.2)
+    xs = sorted({(x, w) for x, _, w, _ in windows})
+    ys = sorted({(y, h) for _, y, _, h in windows})
+    for spans, length in ((xs, width), (ys, height)):
+        assert spans[0][0] == 0 and spans[-1][0] + spans[-1][1] == length
+        for (a, size_a), (b, _) in zip(spans, spans[1:]):
+            assert a + size_a - b >= 0.2 * 640 - 1  # neighbours overlap by a fifth of a tile
+    assert all(w <= 640 and h <= 640 for _, _, w, h in windows)
+
+
+def test_a_frame_smaller_than_a_tile_is_one_window():
+    assert tile_windows(600, 400, 640, top=0.0, bottom=1.0) == [(0, 0, 600, 400)]
+
+
+def test_road_band_must_be_top_above_bottom():
+    with pytest.raises(ConfigError, match="road_top"):
+        config_from_dict({"detect": {"plates": {"road_top": 0.8, "road_bottom": 0.5}}})
+
+
+def test_boxes_found_in_a_tile_map_back_to_the_frame(sample_plate_crop):
+    """A real plate pasted near the corner of a large frame is found where it is, through the tiles."""
+    from edge.config import DetectConfig
+    from edge.detect.boxes import iou_matrix
+    from edge.detect.factory import build_detectors
+
+    crop, plate_in_crop = sample_plate_crop
+    canvas = np.full((1440, 2560, 3), 114, np.uint8)
+    x, y = 1900, 1000
+    canvas[y:y + crop.shape[0], x:x + crop.shape[1]] = crop
+    truth = plate_in_crop + np.array([x, y, x, y], np.float32)
+    config = DetectConfig()
+    config.faces.enabled, config.plates.tiles = False, "full"
+    (detector,) = build_detectors(config)
+    found = detector.detect(canvas)
+    assert len(found) and iou_matrix(truth[None], found.xyxy).max() > 0.5
+
+
+@pytest.fixture(scope="module")
+def sample_plate_crop():
+    """The largest plate of the sample's first frame, with some car around it, and its box in the crop."""
+    import cv2
+
+    from edge.bench.annotations import load_sample_truth
+    from edge.camera import SAMPLE_VIDEO
+
+    truth = load_sample_truth(SAMPLE_VIDEO.with_name("drive_720p.gt.json"))[0]
+    plates = truth.xyxy[truth.label == 1]
+    box = plates[np.argmax(plates[:, 3] - plates[:, 1])]
+    capture = cv2.VideoCapture(str(SAMPLE_VIDEO))
+    _ok, frame = capture.read()
+    capture.release()
+    x1, y1 = (int(max(0, v - 40)) for v in box[:2])
+    x2, y2 = int(min(frame.shape[1], box[2] + 40)), int(min(frame.shape[0], box[3] + 40))
+    return frame[y1:y2, x1:x2].copy(), box - np.array([x1, y1, x1, y1], np.float32)
