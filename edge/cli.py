@@ -17,6 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge import __version__
+from edge.bench.annotations import FORMATS
+from edge.bench.metrics import DEFAULT_TAU
+from edge.bench.progress import Progress
+from edge.bench.report import render_table
+from edge.bench.runner import (BenchInput, bench_report, check_tau, load_truth, named_configs, parse_class_map,
+                               planned_count, require_plots, run_bench, write_outputs)
 from edge.camera import SAMPLE_VIDEO, FrameSource, open_source
 from edge.camera.images import is_image, read_image
 from edge.camera.opencv import VideoFileSource, stamp
@@ -94,6 +100,8 @@ def _parser() -> argparse.ArgumentParser:
     gpx.add_argument("target", type=Path, metavar="SEGMENT_OR_DIR")
     gpx.add_argument("--output", "-o", type=Path, help="GPX file (default: beside the segment, or DIR/track.gpx)")
     gpx.set_defaults(handler=cmd_export_gpx)
+
+    _bench_parser(sub)
 
     config = sub.add_parser("config", help="print the default configuration, commented")
     config.set_defaults(handler=lambda _args: print(describe_defaults()) or 0)
@@ -243,6 +251,48 @@ def cmd_export_gpx(args: argparse.Namespace) -> int:
         raise SourceError(f"not found: {args.target}")
     output, points = export_gpx(args.target, args.output)
     print(f"wrote {output} ({points} track points)")
+    return 0
+
+
+# ---- dashcam bench (the engine is edge/bench/runner.py; docs/benchmark.md) ----------------------------------
+
+def _bench_parser(sub: argparse._SubParsersAction) -> None:
+    bench = sub.add_parser("bench", help="measure how much of each annotated face and plate the redaction hides")
+    bench.add_argument("--input", type=Path, required=True, metavar="VIDEO_OR_IMAGE_DIR",
+                       help="annotated video file, or folder of images (searched recursively)")
+    bench.add_argument("--annotations", type=Path, required=True, metavar="FILE_OR_DIR",
+                       help="ground truth for the input (see docs/benchmark.md for the formats)")
+    bench.add_argument("--format", default="auto", choices=FORMATS, help="annotation format (default: auto)")
+    bench.add_argument("--config", "-c", type=Path, action="append", default=[],
+                       help="YAML config; repeat to compare configs side by side (default: the defaults)")
+    bench.add_argument("--class-map", action="append", default=[], metavar="NAME=face|plate|ignore",
+                       help="map an annotation class name or number; repeatable")
+    bench.add_argument("--tau", type=float, default=DEFAULT_TAU, help="share of a box that must be hidden")
+    bench.add_argument("--max-frames", type=int, default=0, help="score only the first N frames or images")
+    bench.add_argument("--json", type=Path, metavar="FILE", help="also write the report as JSON")
+    bench.add_argument("--markdown", type=Path, metavar="FILE", help="also write the report as Markdown")
+    bench.add_argument("--plots", type=Path, metavar="DIR", help="also write PNG plots (needs matplotlib)")
+    bench.add_argument("--verbose", "-v", action="count", default=0, help="more log output (-vv for debug)")
+    bench.set_defaults(handler=cmd_bench)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    check_tau(args.tau)
+    classes = parse_class_map(args.class_map)
+    configs = named_configs(args.config)
+    if args.plots:
+        require_plots()
+    subject = BenchInput.open(args.input, args.max_frames)
+    truth = load_truth(subject, args.annotations, args.format, classes)
+    runs = []
+    for number, (name, config) in enumerate(configs, 1):
+        print(f"dashcam: bench run {number}/{len(configs)} '{name}' on {subject.path}", file=sys.stderr)
+        with Progress(planned_count(subject, truth), unit=subject.unit) as progress:
+            runs.append(run_bench(subject, truth, config, name, tau=args.tau, progress=progress))
+    report = bench_report(runs, subject, truth)
+    print(render_table(report), end="")
+    for path in write_outputs(report, args.json, args.markdown, args.plots):
+        print(f"wrote {path}")
     return 0
 
 

@@ -133,8 +133,10 @@ class LoadIssues:
         return lines + [text.format(count) for count, text in counted if count]
 
     def log_warnings(self) -> None:
-        for line in self.warnings():
-            log.warning("%s: %s", self.source, line)
+        """All problems in one warning line, each with its count."""
+        lines = self.warnings()
+        if lines:
+            log.warning("%s: %s", self.source, "; ".join(lines))
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,79 @@
+"""The bench runner's own logic: arguments, naming runs, scoring what the pipeline hands to its sink."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge.bench.annotations import MediaInfo, load_annotations
+from edge.bench.metrics import MetricsAccumulator
+from edge.bench.runner import (BenchInput, _RawDetections, _ScoringSink, load_truth, named_configs, parse_class_map,
+                               recorded_config)
+from edge.camera import SAMPLE_VIDEO
+from edge.camera.opencv import stamp
+from edge.config import Config, RedactConfig
+from edge.detect.guard import DetectionFailure
+from edge.errors import ConfigError, SourceError
+from edge.redact import Redactor
+from edge.types import Detections, Label
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "bench"
+
+
+def test_class_map():
+    assert parse_class_map(["LP=plate", "0=Face", "a=b=ignore"]) == {"LP": "plate", "0": "face", "a=b": "ignore"}
+    for bad in ("car", "=face", "car=truck"):
+        with pytest.raises(ConfigError, match="--class-map"):
+            parse_class_map([bad])
+
+
+def test_runs_are_named_by_file_stem(tmp_path):
+    (tmp_path / "a").mkdir()
+    for path in (tmp_path / "fast.yaml", tmp_path / "a" / "fast.yaml"):
+        path.write_text("track:\n  detect_every: 2\n")
+    assert [name for name, _ in named_configs([tmp_path / "fast.yaml", tmp_path / "a" / "fast.yaml"])] == \
+        ["fast", "fast-2"]
+    assert [name for name, _ in named_configs([])] == ["default"]
+
+
+def test_recorded_config_leaves_out_locations():
+    recorded = recorded_config(Config())
+    assert set(recorded) == {"detect", "track", "redact"}
+    assert recorded["track"]["detect_every"] == 1
+
+
+def _truth(frame_count: int = 4):
+    media = MediaInfo.video(frame_count, 64, 48)
+    return load_annotations(DATA / "coco_video.json", "coco", media=media)
+
+
+def _frame(index: int, verdict: Detections | DetectionFailure, config: RedactConfig):
+    return Redactor(config).redact(stamp(np.zeros((48, 64, 3), np.uint8), index), verdict)
+
+
+def test_sink_scores_dropped_frames_from_the_gaps():
+    config = RedactConfig()
+    accumulator, raw = MetricsAccumulator(), _RawDetections()
+    sink = _ScoringSink(_truth(), accumulator, raw, config, progress=None)
+    found = Detections(np.array([[2, 2, 20, 20]], np.float32), np.array([0.9], np.float32),
+                       np.array([Label.FACE]))
+    raw.put(0, found)
+    raw.put(2, DetectionFailure("boom"))
+    sink.write(_frame(0, found, config))
+    sink.note_dropped()  # frame 1: its index is the gap before frame 2
+    sink.write(_frame(2, DetectionFailure("boom"), config))
+    sink.finish(4)  # frame 3 was dropped after the last stored frame
+    result = accumulator.result()
+    assert (result.frames, result.frames_dropped, result.frames_whole_frame) == (4, 2, 1)
+    assert result.frames_detector_ran == 1  # the failed keyframe has no detections to score
+
+
+def test_annotations_must_describe_the_kind_of_input(tmp_path):
+    (tmp_path / "a.png").write_bytes(b"")
+    images = BenchInput(tmp_path, MediaInfo.images({"a.png": (320, 240)}))
+    with pytest.raises(SourceError, match="do not describe still images"):
+        load_truth(images, SAMPLE_VIDEO.with_name("drive_720p.gt.json"), "sample")
+    video = BenchInput(tmp_path / "v.mp4", MediaInfo.video(10, 320, 240))
+    with pytest.raises(SourceError, match="describe still images, but the input is a video"):
+        load_truth(video, DATA / "yolo" / "labels", "yolo")
