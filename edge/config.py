@@ -81,7 +81,7 @@ class DetectConfig:
 
 @dataclass
 class TrackConfig:
-    detect_every: int = _opt(1, "run the detectors on every n-th frame and track boxes between (1 = every frame); "
+    detect_every: int = _opt(3, "run the detectors on every n-th frame and track boxes between (1 = every frame); "
                                 "a live camera is detected as often as the detectors keep up, at most this often",
                              min=1, max=30)
     delay_frames: int = _opt(8, "frames held back before redaction, so a detection also covers the frames "

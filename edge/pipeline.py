@@ -42,6 +42,7 @@ STAGES = ("capture", "detect", "redact", "store")
 # A live line holds at most this many frames beyond `delay_frames` before new frames are dropped.
 _LIVE_SLACK_FRAMES = 8
 _POLL_S = 0.05  # how often waiting threads look at the stop event
+_JOIN_TIMEOUT_S = 2.0  # beyond the detector's own deadline, for stages to finish after a stop
 
 DetectionObserver = Callable[[int, "Detections | DetectionFailure"], None]
 
@@ -218,8 +219,7 @@ class Pipeline:
             self._fail()
             raise
         finally:
-            for worker in workers:
-                worker.join()
+            self._join(workers)
             closing = time.perf_counter()
             try:
                 sink.close()
@@ -229,6 +229,15 @@ class Pipeline:
         if self._errors:
             raise self._errors[0]
         return stats
+
+    def _join(self, workers: list[threading.Thread]) -> None:
+        """Wait for capture and detection to end; a camera stuck inside read() is left behind, not waited on."""
+        deadline = time.monotonic() + _JOIN_TIMEOUT_S + self._detector.timeout_s
+        for worker in workers:
+            worker.join(max(0.0, deadline - time.monotonic()))
+            if worker.is_alive():
+                log.warning("%s stage did not stop within %.0f s; leaving it behind", worker.name,
+                            _JOIN_TIMEOUT_S + self._detector.timeout_s)
 
     def _guarded(self, stage: Callable[[RunStats], None], stats: RunStats) -> None:
         """Run a worker stage; its error stops every stage and is raised again by `run`."""
@@ -333,7 +342,7 @@ class Pipeline:
         while True:
             with line.cond:
                 while not self._releasable():
-                    if line.failed or (not line.frames and line.capture_done and line.detect_done):
+                    if line.failed or self._drained():
                         return
                     line.cond.wait(_POLL_S)
                 frame = line.frames.popleft()
@@ -353,6 +362,13 @@ class Pipeline:
             log.error("tracking failed on frame %d (%s); hiding the whole frame", frame_index, exc)
             return DetectionFailure(f"tracking error: {exc}")
         return plan
+
+    def _drained(self) -> bool:
+        """Nothing left to redact and nothing more coming (lock held). After a stop, capture may still be
+        stuck inside a camera's read(); the frames already captured are enough to finish with."""
+        line = self._line
+        ended = line.capture_done or self._stop.is_set()
+        return not line.frames and line.detect_done and ended
 
     def _releasable(self) -> bool:
         """Whether the head frame can be redacted now (lock held)."""

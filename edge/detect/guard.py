@@ -29,7 +29,7 @@ class DetectionFailure:
 class GuardedDetector:
     def __init__(self, detectors: list[Detector], timeout_s: float) -> None:
         self._detectors = detectors
-        self._timeout_s = timeout_s
+        self.timeout_s = timeout_s
         self._executor = futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="detect")
         self._pending: futures.Future | None = None
 
@@ -38,10 +38,10 @@ class GuardedDetector:
             return DetectionFailure("detector still busy after an earlier timeout")
         self._pending = self._executor.submit(self._run_all, image_bgr)
         try:
-            return self._pending.result(timeout=self._timeout_s)
+            return self._pending.result(timeout=self.timeout_s)
         except futures.TimeoutError:
-            log.warning("detection exceeded %.0f ms; frame fails closed", self._timeout_s * 1000)
-            return DetectionFailure(f"timeout after {self._timeout_s * 1000:.0f} ms")
+            log.warning("detection exceeded %.0f ms; frame fails closed", self.timeout_s * 1000)
+            return DetectionFailure(f"timeout after {self.timeout_s * 1000:.0f} ms")
         except Exception as exc:  # noqa: BLE001 - any detector error must fail closed, never crash past redaction
             log.warning("detector error, frame fails closed: %s: %s", type(exc).__name__, exc)
             return DetectionFailure(f"{type(exc).__name__}: {exc}")

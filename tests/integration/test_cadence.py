@@ -172,3 +172,36 @@ def test_failed_keyframe_fails_the_frames_around_it_closed(tmp_path, detect_ever
     assert stats.detector_failures == 1
     # Every frame: failed keyframe 1 alone, or keyframe 5 and the 4 frames before it; then 6-9 too.
     assert stats.whole_frame_redacted == (1 if detect_every == 1 else 9)
+
+
+def test_a_camera_stuck_inside_read_does_not_hang_the_stop(tmp_path):
+    """SIGTERM must finish the segment even when the driver never returns from read()."""
+    import threading
+
+    frames, _where = moving_patch_frames(10, first=0, step=1)
+    clip = write_clip(tmp_path / "stuck.mp4", frames, fps=30)
+    inner = VideoFileSource(clip, realtime=False)
+    never = threading.Event()
+
+    class StuckAfterFive:
+        name, fps, width, height = "stuck", inner.fps, inner.width, inner.height
+
+        def read(self):
+            if inner.frames_read >= 5:
+                never.wait()  # a hung V4L2 driver
+            return inner.read()
+
+        def close(self):
+            inner.close()
+
+    recorder = SegmentRecorder(tmp_path / "rec", inner.width, inner.height, inner.fps, 60.0,
+                               EncoderSettings(preset="ultrafast"), {"patch": "0"}, "stuck")
+    guarded = GuardedDetector([PatchFinder()], 0.5)
+    stop = threading.Event()
+    threading.Timer(1.0, stop.set).start()
+    started = time.monotonic()
+    stats = Pipeline(StuckAfterFive(), guarded, Redactor(RedactConfig()), recorder, stop=stop, live=True).run()
+    never.set()
+    guarded.close()
+    assert time.monotonic() - started < 6
+    assert stats.frames_stored == 5 and len(read_all_frames(recorder.finished[0].video_path)) == 5

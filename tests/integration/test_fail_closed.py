@@ -10,7 +10,7 @@ import numpy as np
 from conftest import ScriptedDetector, canary_frames, read_all_frames
 from edge.bench.stored import retained_detail
 from edge.camera.opencv import VideoFileSource
-from edge.config import RedactConfig
+from edge.config import RedactConfig, TrackConfig
 from edge.detect.guard import GuardedDetector
 from edge.pipeline import Pipeline
 from edge.record.encoder import EncoderSettings
@@ -29,7 +29,9 @@ def _record(clip: Path, out: Path, detector, on_failure: str = "blur_frame", tim
     recorder = SegmentRecorder(out, source.width, source.height, source.fps, segment_seconds,
                                EncoderSettings(crf=12, preset="ultrafast"), {"scripted": "0"}, clip.name)
     guarded = GuardedDetector([detector], timeout_s)
-    stats = Pipeline(source, guarded, Redactor(RedactConfig(on_failure=on_failure)), recorder).run()
+    # Every frame detected, so each scripted call is one frame (test_cadence.py covers keyframes).
+    stats = Pipeline(source, guarded, Redactor(RedactConfig(on_failure=on_failure)), recorder,
+                     tracking=TrackConfig(detect_every=1)).run()
     guarded.close()
     source.close()
     return stats, recorder.finished

@@ -40,7 +40,7 @@ def test_runs_are_named_by_file_stem(tmp_path):
 def test_recorded_config_leaves_out_locations():
     recorded = recorded_config(Config())
     assert set(recorded) == {"detect", "track", "redact"}
-    assert recorded["track"]["detect_every"] == 1
+    assert recorded["track"]["detect_every"] == Config().track.detect_every
 
 
 def _truth(frame_count: int = 4):
