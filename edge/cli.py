@@ -40,7 +40,13 @@ from edge.record.gpx import export_gpx
 from edge.pipeline import Pipeline, RunStats
 from edge.record.encoder import CONTAINERS, EncoderSettings, VideoEncoder
 from edge.record.images import write_image
-from edge.record.segments import SegmentRecorder
+from edge.camera.reconnect import ReconnectingSource
+from edge.record.button import GpioLockButton
+from edge.record.export import export as export_segments
+from edge.record.index import TripsIndex
+from edge.record.lease import LOCK_SIGNAL, running_recorder, signal_lock
+from edge.record.segments import LoopOptions, SegmentRecorder
+from edge.record.store import RecordingsFolder
 from edge.redact import Redactor
 from edge.types import RedactedFrame
 
@@ -101,6 +107,21 @@ def _parser() -> argparse.ArgumentParser:
     gpx.add_argument("--output", "-o", type=Path, help="GPX file (default: beside the segment, or DIR/track.gpx)")
     gpx.set_defaults(handler=cmd_export_gpx)
 
+    lock = sub.add_parser("lock", help="keep the incident now: lock the current segment and the seconds around it")
+    _recordings_option(lock)
+    lock.set_defaults(handler=cmd_lock)
+
+    trips = sub.add_parser("trips", help="list recorded trips and locked segments from the trips index")
+    _recordings_option(trips)
+    trips.add_argument("--segments", action="store_true", help="also list every segment of every trip")
+    trips.set_defaults(handler=cmd_trips)
+
+    export = sub.add_parser("export", help="copy a trip's or segment's anonymized clips, sidecars and GPX to a folder")
+    _recordings_option(export)
+    export.add_argument("target", metavar="TRIP_OR_SEGMENT", help="trip id from `dashcam trips`, or a segment name")
+    export.add_argument("--output", "-o", type=Path, required=True, help="folder for the copies (e.g. a USB stick)")
+    export.set_defaults(handler=cmd_export)
+
     _bench_parser(sub)
 
     config = sub.add_parser("config", help="print the default configuration, commented")
@@ -113,6 +134,12 @@ def _common(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--verbose", "-v", action="count", default=0, help="more log output (-vv for debug)")
     sub.add_argument("--stats-json", type=Path, metavar="FILE",
                      help="also write the run's counters and per-stage timings here as JSON")
+
+
+def _recordings_option(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--config", "-c", type=Path, help="YAML config file whose record.directory is used")
+    sub.add_argument("--recordings", type=Path, help="recordings folder (overrides record.directory)")
+    sub.add_argument("--verbose", "-v", action="count", default=0, help="more log output (-vv for debug)")
 
 
 def _install_stop_handlers() -> threading.Event:
@@ -145,31 +172,50 @@ def cmd_run(args: argparse.Namespace) -> int:
         config.source.realtime = False
     directory = args.recordings or Path(config.record.directory)
     detector, redactor = _detector_and_redactor(config)
-    source = open_source(config.source)
+    stop = _install_stop_handlers()
+    source = _open_camera(config, stop)
     location = _location_provider(config, source)
     policy = LocationPolicy.from_config(config.gps)
+    signal.signal(LOCK_SIGNAL, signal.SIG_IGN)  # until the recorder exists: a lock then must not kill us
     recorder = SegmentRecorder(directory, source.width, source.height, source.fps, config.record.segment_seconds,
                                _encoder_settings(config), model_ids(config.detect), source.name,
                                location_policy=policy if location else None,
-                               track_interval_s=config.gps.track_interval_s)
+                               track_interval_s=config.gps.track_interval_s,
+                               loop=LoopOptions.from_config(config.record))
+    signal.signal(LOCK_SIGNAL, lambda _signum, _frame: recorder.request_lock())
+    button = (GpioLockButton.open(config.record.lock_gpio_line, recorder.request_lock)
+              if config.record.lock_gpio_line else None)
     max_frames = args.max_frames if args.max_frames is not None else config.source.max_frames
     stamper = LocationStamper(location, policy) if location else None
-    pipeline = Pipeline(source, detector, redactor, recorder, stop=_install_stop_handlers(),
+    pipeline = Pipeline(source, detector, redactor, recorder, stop=stop,
                         max_frames=max_frames, stamper=stamper, tracking=config.track, live=_is_live(config))
     print(f"dashcam: recording {source.name} ({source.width}x{source.height} @ {source.fps:.2f} fps) "
-          f"to {directory}/ ... Ctrl-C stops", file=sys.stderr)
+          f"to {directory}/ ... Ctrl-C stops, `dashcam lock` keeps an incident", file=sys.stderr)
     if location:
         location.start()
+    if button:
+        button.start()
     try:
         stats = pipeline.run()
     finally:
+        if button:
+            button.stop()
         if location:
             location.stop()
         source.close()
         detector.close()
     _print_run_summary(stats, [info.video_path for info in recorder.finished])
+    if isinstance(source, ReconnectingSource) and source.blind_periods:
+        print(f"camera blind           {source.blind_seconds:.1f} s in {source.blind_periods} outages")
     _write_stats(args.stats_json, stats)
     return 0
+
+
+def _open_camera(config: Config, stop: threading.Event) -> FrameSource:
+    """Live cameras are reopened with backoff when they stall or drop out; files and folders end when they end."""
+    if config.source.kind in ("v4l2", "gstreamer"):
+        return ReconnectingSource(lambda: open_source(config.source), stop)
+    return open_source(config.source)
 
 
 def _write_stats(path: Path | None, stats: RunStats) -> None:
@@ -252,6 +298,85 @@ def cmd_export_gpx(args: argparse.Namespace) -> int:
     output, points = export_gpx(args.target, args.output)
     print(f"wrote {output} ({points} track points)")
     return 0
+
+
+# ---- dashcam lock, trips and export -----------------------------------------------------------------------
+
+def _recordings(args: argparse.Namespace) -> tuple[RecordingsFolder, Config]:
+    config = load_config(args.config)
+    folder = RecordingsFolder(args.recordings or Path(config.record.directory))
+    return folder, config
+
+
+def _open_index(folder: RecordingsFolder, config: Config) -> TripsIndex:
+    if not folder.root.is_dir():
+        raise SourceError(f"no recordings folder {folder.root} (pass --recordings or --config)")
+    # While a recorder runs (or on a read-only card) the index is only read: the recorder owns the file.
+    writable = running_recorder(folder) is None and os.access(folder.root, os.W_OK)
+    return TripsIndex.open(folder, config.record.trip_gap_seconds, writable=writable)
+
+
+def cmd_lock(args: argparse.Namespace) -> int:
+    folder, _config = _recordings(args)
+    pid = signal_lock(folder)
+    print(f"lock requested from the recorder (pid {pid}): the current segment and the seconds around it "
+          f"(record.lock_before_seconds, lock_after_seconds) go to {folder.locked_dir}/")
+    return 0
+
+
+def cmd_trips(args: argparse.Namespace) -> int:
+    folder, config = _recordings(args)
+    index = _open_index(folder, config)
+    try:
+        trips, locked = index.trips(), index.segments(locked_only=True)
+        per_trip = {trip.id: index.segments(trip_id=trip.id) for trip in trips} if args.segments else {}
+    finally:
+        index.close()
+    if not trips:
+        print(f"no recorded segments in {folder.root}")
+        return 0
+    print(f"{'TRIP':>5}  {'START (UTC)':19}  {'END (UTC)':19}  {'DURATION':>9}  {'DISTANCE':>9}  "
+          f"{'SEGMENTS':>8}  LOCKED")
+    for trip in trips:
+        print(f"{trip.id:>5}  {_utc_text(trip.start_utc)}  {_utc_text(trip.end_utc)}  {_duration(trip.duration_s):>9}"
+              f"  {_km(trip.distance_m):>9}  {trip.segment_count:>8}  {trip.locked_count}")
+        for segment in per_trip.get(trip.id, []):
+            flags = " locked" if segment.locked else ""
+            flags += " recovered" if segment.recovered else ""
+            print(f"       {segment.name}  {_duration(segment.duration_s):>9}  {_km(segment.distance_m):>9}{flags}")
+    if locked:
+        print(f"\nlocked segments ({folder.locked_dir}/, never deleted automatically):")
+        for segment in locked:
+            print(f"  {segment.name}  trip {segment.trip_id}  {_utc_text(segment.start_utc)}  "
+                  f"{_duration(segment.duration_s)}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    folder, config = _recordings(args)
+    index = _open_index(folder, config)
+    try:
+        result = export_segments(args.target, args.output, folder, index)
+    finally:
+        index.close()
+    print(f"exported {result.label} to {args.output}/ ({result.track_points} track points):")
+    for path in result.files:
+        print(f"  {path}")
+    return 0
+
+
+def _utc_text(iso: str) -> str:
+    return iso[:19].replace("T", " ")
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
+
+
+def _km(metres: float | None) -> str:
+    return "-" if metres is None else f"{metres / 1000:.1f} km"
 
 
 # ---- dashcam bench (the engine is edge/bench/runner.py; docs/benchmark.md) ----------------------------------

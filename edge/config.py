@@ -117,6 +117,19 @@ class RecordConfig:
     crf: int = _opt(23, "libx264 quality (lower = better, bigger files)", min=0, max=51)
     preset: str = _opt("veryfast", "libx264 speed preset",
                        choices=("ultrafast", "superfast", "veryfast", "faster", "fast", "medium"))
+    retention: str = _opt("eu-72h", "unlocked footage: eu-72h (deleted after max_age_hours; oldest first when full), "
+                          "loop-only (oldest first when full), keep (never; recording stops when full)",
+                          choices=("eu-72h", "loop-only", "keep"))
+    max_age_hours: float = _opt(72.0, "age at which unlocked footage is deleted, for retention eu-72h", min=0.01)
+    max_bytes: int = _opt(0, "disk budget of the recordings folder in bytes, locked footage included (0 = none)",
+                          min=0)
+    min_free_bytes: int = _opt(500_000_000, "bytes always left free on the recordings' filesystem (0 = no floor)",
+                               min=0)
+    lock_before_seconds: float = _opt(30.0, "an incident lock also keeps the footage this long before it", min=0.0)
+    lock_after_seconds: float = _opt(30.0, "an incident lock also keeps the footage this long after it", min=0.0)
+    lock_gpio_line: str = _opt("", "GPIO button that locks an incident, as CHIP:LINE, e.g. gpiochip0:17, pressed = "
+                               "pulled to ground (empty = none; needs the gpiod package)")
+    trip_gap_seconds: float = _opt(300.0, "segments less than this apart belong to one trip in the index", min=0.0)
 
 
 @dataclass

@@ -5,6 +5,7 @@ file under its final name.
 """
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import BinaryIO
@@ -14,16 +15,23 @@ from edge.errors import StorageError
 PARTIAL_SUFFIX = ".partial"
 FILE_MODE = 0o600
 
+log = logging.getLogger(__name__)
+
 
 def partial_path(final_path: Path) -> Path:
     return final_path.with_name(final_path.name + PARTIAL_SUFFIX)
 
 
-def open_partial(final_path: Path) -> BinaryIO:
-    """A new private file beside `final_path`, to be finished with `commit`."""
+def open_partial(final_path: Path, make_parents: bool = True) -> BinaryIO:
+    """A new private file beside `final_path`, to be finished with `commit`.
+
+    `make_parents=False` for the recordings folder: if the card was unmounted, recreating the
+    folder would quietly fill the root filesystem instead of reporting the problem.
+    """
     path = partial_path(final_path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if make_parents:
+            path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
     except OSError as exc:
         raise StorageError(f"cannot write to {path.parent}: {exc.strerror}") from None
@@ -53,14 +61,35 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def write_atomic(final_path: Path, data: bytes) -> Path:
-    handle = open_partial(final_path)
+def write_atomic(final_path: Path, data: bytes, make_parents: bool = True) -> Path:
+    handle = open_partial(final_path, make_parents)
     try:
         handle.write(data)
+        return commit(handle, final_path)
     except OSError as exc:
+        _discard_quietly(handle, final_path)
+        raise StorageError(f"cannot write {final_path}: {exc.strerror or exc}") from None
+
+
+def copy_atomic(source: Path, final_path: Path, chunk_bytes: int = 1 << 20) -> Path:
+    """Copy a file under the same partial-fsync-rename discipline (exports to a USB stick)."""
+    handle = open_partial(final_path)
+    try:
+        with source.open("rb") as reader:
+            while chunk := reader.read(chunk_bytes):
+                handle.write(chunk)
+        return commit(handle, final_path)
+    except OSError as exc:
+        _discard_quietly(handle, final_path)
+        raise StorageError(f"cannot copy {source.name} to {final_path.parent}: {exc.strerror or exc}") from None
+
+
+def _discard_quietly(handle: BinaryIO, final_path: Path) -> None:
+    """Best-effort cleanup while another error is being reported; recovery removes what stays."""
+    try:
         discard(handle, final_path)
-        raise StorageError(f"cannot write {final_path}: {exc.strerror}") from None
-    return commit(handle, final_path)
+    except OSError as exc:
+        log.debug("could not remove the partial of %s: %s", final_path, exc)
 
 
 def unique_path(folder: Path, stem: str, suffix: str) -> Path:

@@ -29,7 +29,8 @@ def _track_of(sidecar: Path) -> tuple[str, list[dict]]:
         data = json.loads(sidecar.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise SourceError(f"cannot read sidecar {sidecar}: {exc}") from None
-    return data.get("video", sidecar.stem), data.get("location", {}).get("track", [])
+    # "location" is null when recording ran without GPS: an empty track, not an error.
+    return data.get("video", sidecar.stem), (data.get("location") or {}).get("track") or []
 
 
 def build_gpx(sidecars: list[Path]) -> tuple[bytes, int]:

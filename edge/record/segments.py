@@ -1,23 +1,63 @@
-"""Loop-recording segments: fixed-length anonymized video files, each with a JSON sidecar.
+"""Loop recording: the redacted stream cut into crash-safe segment files, each with a JSON sidecar.
 
 Names carry the UTC time of the segment's first frame, e.g.
-`dashcam_2026-11-21_22-37-37Z.mp4` and `dashcam_2026-11-21_22-37-37Z.json`. Both are
-written as `.partial` and renamed when complete, with mode 0600.
+`dashcam_2026-11-21_22-37-37Z.mp4` and `dashcam_2026-11-21_22-37-37Z.json`, mode 0600.
+The segment being written is a playable `.partial` (fragmented MP4, fsynced twice a
+second; see `edge.record.encoder`) next to a snapshot of its sidecar (`.json.partial`,
+rewritten every few seconds and at once on a lock), so a power cut loses about the last
+second handed to the recorder and `edge.record.recovery` finishes the file on the next start.
+
+Around the encoder, `SegmentRecorder` owns the loop-recording life of the folder:
+the lease (one recorder per folder), recovery at start, incident locks, retention
+after every segment and the trips index. It is a pipeline sink (`write`,
+`note_dropped`, `close`, all called from one thread) plus `request_lock`, which any
+thread or signal handler may call.
 """
 from __future__ import annotations
 
-import json
+import datetime as dt
 import logging
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from edge import __version__
+from edge.config import RecordConfig
+from edge.errors import StorageError, UserError
 from edge.gps.privacy import LocationPolicy
-from edge.record.atomic import unique_path, write_atomic
+from edge.record.atomic import partial_path
 from edge.record.encoder import EncoderSettings, VideoEncoder, fps_fraction
+from edge.record.incident import LockRequests
+from edge.record.index import TripsIndex
+from edge.record.lease import RecorderLease
+from edge.record.recovery import recover
+from edge.record.retention import RetentionPolicy, StorageFullError, describe_full, plan_retention
+from edge.record.store import (SIDECAR_SUFFIX, RecordingsFolder, StoredSegment, format_utc, parse_utc,
+                               write_sidecar)
 from edge.types import RedactedFrame
 
 log = logging.getLogger(__name__)
+
+SNAPSHOT_INTERVAL_S = 5.0
+# A pause in the frames longer than this (camera blind, reconnecting) starts a new segment:
+# the video is constant-rate, so a gap inside a file would make its clock lie.
+GAP_SPLIT_S = 2.0
+
+
+@dataclass(frozen=True)
+class LoopOptions:
+    """Loop-recording behaviour, from the `record` config section."""
+
+    retention: RetentionPolicy = RetentionPolicy()
+    lock_before_s: float = 30.0
+    lock_after_s: float = 30.0
+    trip_gap_s: float = 300.0
+
+    @classmethod
+    def from_config(cls, record: RecordConfig) -> LoopOptions:
+        return cls(RetentionPolicy.from_preset(record.retention, record.max_age_hours, record.max_bytes,
+                                               record.min_free_bytes),
+                   record.lock_before_seconds, record.lock_after_seconds, record.trip_gap_seconds)
 
 
 @dataclass
@@ -40,46 +80,105 @@ class SegmentInfo:
     video_path: Path
     sidecar_path: Path
     counts: SegmentCounts
+    locked: bool = False
 
 
 @dataclass
 class _OpenSegment:
     encoder: VideoEncoder
     start_utc: str
+    start_mono_ns: int
+    gap_before_s: float | None = None
     counts: SegmentCounts = field(default_factory=SegmentCounts)
     end_utc: str = ""
+    end_mono_ns: int = 0
     track: list[dict] = field(default_factory=list)
     last_point_ns: int | None = None
     frames_with_location: int = 0
+    locked_utc: dt.datetime | None = None
+    snapshot_mono_ns: int | None = None  # None: no snapshot yet
+
+
+@dataclass(frozen=True)
+class _Recent:
+    """A segment finished in this run, with its monotonic span, for locks that reach back."""
+
+    stored: StoredSegment
+    start_mono_ns: int
+    end_mono_ns: int
 
 
 class SegmentRecorder:
-    """Cuts the redacted stream into segments of `segment_seconds` of video each."""
+    """Cuts the redacted stream into segments of `segment_seconds` of video each, and keeps the folder."""
 
     def __init__(self, directory: Path, width: int, height: int, fps: float, segment_seconds: float,
                  settings: EncoderSettings, model_ids: dict[str, str], source_name: str,
-                 location_policy: LocationPolicy | None = None, track_interval_s: float = 1.0) -> None:
-        self._directory = directory
+                 location_policy: LocationPolicy | None = None, track_interval_s: float = 1.0,
+                 loop: LoopOptions | None = None) -> None:
+        self._folder = RecordingsFolder(directory)
         self._size = (width, height)
         self._fps = fps
         self._frames_per_segment = max(1, round(segment_seconds * fps))
+        self._gap_split_ns = int(max(GAP_SPLIT_S, 3 / fps) * 1e9)
         self._settings = settings
         self._model_ids = model_ids
         self._source_name = source_name
         self._location_policy = location_policy
         self._track_interval_ns = int(track_interval_s * 1e9)
+        self._loop = loop or LoopOptions()
+        self._locks = LockRequests(self._loop.lock_before_s, self._loop.lock_after_s)
         self._current: _OpenSegment | None = None
+        self._last_mono_ns: int | None = None
         self._pending_drops = 0
+        self._recent: deque[_Recent] = deque()
+        self._failed = False
         self.finished: list[SegmentInfo] = []
+        self._folder.create()
+        self._lease = RecorderLease.acquire(self._folder)
+        try:
+            recover(self._folder)
+            self._index = TripsIndex.open(self._folder, self._loop.trip_gap_s)
+            self._identity = self._folder.identity()
+            self._reserve_bytes = self._initial_reserve()
+            self._apply_retention()
+        except BaseException:  # noqa: BLE001 - re-raised; only the lease is released on the way out
+            self._lease.release()
+            raise
+
+    @property
+    def directory(self) -> Path:
+        return self._folder.root
+
+    # ---- the sink interface (one thread) --------------------------------------------------------------------
 
     def write(self, frame: RedactedFrame) -> None:
+        try:
+            self._write(frame)
+        except (UserError, OSError):
+            self._failed = True
+            raise
+
+    def _write(self, frame: RedactedFrame) -> None:
+        self._apply_lock_requests()
+        gap_ns = 0 if self._last_mono_ns is None else frame.t_mono_ns - self._last_mono_ns
+        long_gap = gap_ns > self._gap_split_ns
+        if self._current is not None and long_gap:
+            log.info("no frames for %.1f s: finishing %s and starting a new segment",
+                     gap_ns / 1e9, self._current.encoder.final_path.name)
+            self._finish()
         if self._current is None:
-            self._current = self._open(frame)
+            self._current = self._open(frame, gap_before_s=gap_ns / 1e9 if long_gap else None)
         segment = self._current
         segment.encoder.write(frame)
         segment.counts.add(frame)
         segment.end_utc = _iso(frame)
+        segment.end_mono_ns = self._last_mono_ns = frame.t_mono_ns
         self._add_location(segment, frame)
+        self._lock_current_if_covered(segment)
+        self._locks.expire(frame.t_mono_ns)
+        last = segment.snapshot_mono_ns
+        if last is None or frame.t_mono_ns - last >= SNAPSHOT_INTERVAL_S * 1e9:
+            self._write_snapshot(segment)
         if segment.counts.frames >= self._frames_per_segment:
             self._finish()
 
@@ -106,30 +205,132 @@ class SegmentRecorder:
             self._pending_drops += 1
 
     def close(self) -> None:
-        if self._current is not None:
-            self._finish()
+        """Finish the segment being written; after an earlier failure, salvage quietly (that error is reported)."""
+        try:
+            self._apply_lock_requests()
+            if self._current is not None:
+                self._finish(at_close=True)
+        except (UserError, OSError) as exc:
+            if not self._failed:
+                raise
+            log.error("could not finish the last segment after the earlier error: %s", exc)
+        finally:
+            self._index.close()
+            self._lease.release()
 
-    def _open(self, frame: RedactedFrame) -> _OpenSegment:
-        stem = "dashcam_" + frame.t_utc.strftime("%Y-%m-%d_%H-%M-%SZ")
-        video_path = unique_path(self._directory, stem, ".mp4")
-        encoder = VideoEncoder(video_path, *self._size, self._fps, self._settings)
-        segment = _OpenSegment(encoder=encoder, start_utc=_iso(frame))
+    # ---- incident locks -------------------------------------------------------------------------------------
+
+    def request_lock(self, t_mono_ns: int | None = None) -> None:
+        """Lock the incident happening now; safe from any thread and from signal handlers."""
+        self._locks.request(t_mono_ns)
+
+    def _apply_lock_requests(self) -> None:
+        for window in self._locks.take_new():
+            log.warning("incident lock: keeping footage from %.0f s before to %.0f s after the request",
+                        self._loop.lock_before_s, self._loop.lock_after_s)
+            for recent in list(self._recent):
+                if not recent.stored.locked and window.overlaps(recent.start_mono_ns, recent.end_mono_ns):
+                    self._lock_finished(recent, window.requested_utc)
+            if self._current is not None:
+                self._lock_current_if_covered(self._current)
+
+    def _lock_current_if_covered(self, segment: _OpenSegment) -> None:
+        if segment.locked_utc is not None:
+            return
+        window = self._locks.covering(segment.start_mono_ns, segment.end_mono_ns)
+        if window is not None:
+            segment.locked_utc = window.requested_utc
+            self._write_snapshot(segment)  # a power cut right after the crash must not lose the lock
+
+    def _lock_finished(self, recent: _Recent, t_utc: dt.datetime) -> None:
+        stored = self._folder.lock(recent.stored, t_utc)
+        self._index.add(stored)
+        self._recent[self._recent.index(recent)] = _Recent(stored, recent.start_mono_ns, recent.end_mono_ns)
+        self._mark_locked_in_finished(recent.stored.video_path, stored.video_path)
+        log.warning("locked %s", stored.name)
+
+    def _mark_locked_in_finished(self, old_video: Path, new_video: Path) -> None:
+        for i, info in enumerate(self.finished):
+            if info.video_path == old_video:
+                self.finished[i] = SegmentInfo(new_video, new_video.with_suffix(SIDECAR_SUFFIX), info.counts, True)
+
+    # ---- segment files --------------------------------------------------------------------------------------
+
+    def _open(self, frame: RedactedFrame, gap_before_s: float | None) -> _OpenSegment:
+        if self._folder.identity() != self._identity:
+            raise StorageError(f"recordings folder {self._folder.root} was replaced while recording "
+                               "(card swapped or unmounted?)")
+        video_path = self._folder.new_video_path(frame.t_utc)
+        encoder = VideoEncoder(video_path, *self._size, self._fps, self._settings, crash_safe=True)
+        segment = _OpenSegment(encoder=encoder, start_utc=_iso(frame), start_mono_ns=frame.t_mono_ns,
+                               end_mono_ns=frame.t_mono_ns, gap_before_s=gap_before_s)
         segment.counts.dropped, self._pending_drops = self._pending_drops, 0
         log.info("recording segment %s", video_path.name)
         return segment
 
-    def _finish(self) -> None:
+    def _write_snapshot(self, segment: _OpenSegment) -> None:
+        """The sidecar so far, as `X.json.partial`: what recovery needs after a power cut."""
+        video_path = segment.encoder.final_path
+        data = {**self._sidecar(segment, video_path), "in_progress": True}
+        write_sidecar(partial_path(video_path.with_suffix(SIDECAR_SUFFIX)), data)
+        segment.snapshot_mono_ns = segment.end_mono_ns
+
+    def _finish(self, at_close: bool = False) -> None:
         segment, self._current = self._current, None
         video_path = segment.encoder.close()
-        sidecar_path = video_path.with_suffix(".json")
-        write_atomic(sidecar_path, json.dumps(self._sidecar(segment, video_path), indent=2).encode())
-        self.finished.append(SegmentInfo(video_path, sidecar_path, segment.counts))
+        sidecar_path = video_path.with_suffix(SIDECAR_SUFFIX)
+        sidecar = self._sidecar(segment, video_path)
+        write_sidecar(sidecar_path, sidecar)
+        partial_path(sidecar_path).unlink(missing_ok=True)
+        stored = StoredSegment(video_path, parse_utc(segment.start_utc), video_path.stat().st_size, locked=False)
+        if segment.locked_utc is not None:
+            stored = self._folder.lock(stored, segment.locked_utc)
+            log.warning("locked %s", stored.name)
+        self._index.add(stored, sidecar)
+        self.finished.append(SegmentInfo(stored.video_path, stored.sidecar_path, segment.counts, stored.locked))
+        self._remember(_Recent(stored, segment.start_mono_ns, segment.end_mono_ns))
+        self._reserve_bytes = max(self._reserve_bytes, stored.size_bytes)
         log.info("finished %s: %d frames", video_path.name, segment.counts.frames)
+        self._apply_retention(raise_when_full=not at_close)
+
+    def _remember(self, recent: _Recent) -> None:
+        """Keep the finished segments a later lock request can still reach back to."""
+        self._recent.append(recent)
+        horizon = recent.end_mono_ns - int(self._loop.lock_before_s * 1e9)
+        while self._recent and self._recent[0].end_mono_ns < horizon:
+            self._recent.popleft()
+
+    # ---- retention ------------------------------------------------------------------------------------------
+
+    def _initial_reserve(self) -> int:
+        """Room for the next segment before this run has finished one: the largest recent segment."""
+        recent = self._folder.segments()[-5:]
+        return max((s.size_bytes for s in recent), default=0)
+
+    def _apply_retention(self, raise_when_full: bool = True) -> None:
+        policy = self._loop.retention
+        plan = plan_retention(self._folder.segments(), policy, dt.datetime.now(dt.timezone.utc),
+                              self._folder.free_bytes(), self._reserve_bytes)
+        for segment in plan.delete:
+            self._folder.delete(segment)
+        if plan.delete:
+            self._index.remove([s.name for s in plan.delete])
+            deleted = {s.video_path for s in plan.delete}
+            self._recent = deque(r for r in self._recent if r.stored.video_path not in deleted)
+            log.info("retention: deleted %d segments older than the retention age and %d for space",
+                     len(plan.expired), len(plan.for_space))
+        if plan.full:
+            message = describe_full(plan, policy, str(self._folder.root))
+            if raise_when_full:
+                raise StorageFullError(message)  # the CLI prints it, once
+            log.warning("%s", message)
+
+    # ---- sidecars -------------------------------------------------------------------------------------------
 
     def _sidecar(self, segment: _OpenSegment, video_path: Path) -> dict:
         rate = fps_fraction(self._fps)
         counts = segment.counts
-        return {
+        data = {
             "video": video_path.name,
             "start_utc": segment.start_utc,
             "end_utc": segment.end_utc,
@@ -149,7 +350,14 @@ class SegmentRecorder:
             },
             "software": f"privacy-dashcam {__version__}",
             "location": self._location_summary(segment),
+            "locked": segment.locked_utc is not None,
+            "recovered": False,
         }
+        if segment.locked_utc is not None:
+            data["locked_at_utc"] = format_utc(segment.locked_utc)
+        if segment.gap_before_s is not None:
+            data["gap_before_s"] = round(segment.gap_before_s, 2)
+        return data
 
     def _location_summary(self, segment: _OpenSegment) -> dict | None:
         if self._location_policy is None:
@@ -162,4 +370,4 @@ class SegmentRecorder:
 
 
 def _iso(frame: RedactedFrame) -> str:
-    return frame.t_utc.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return format_utc(frame.t_utc)

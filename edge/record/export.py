@@ -1,0 +1,67 @@
+"""`dashcam export`: copy a trip's or a segment's anonymized clips, their sidecars and a GPX out of the folder.
+
+The copies are made with the same partial-fsync-rename discipline as recording, so a
+USB stick pulled mid-export holds no half file under a final name. Only finished
+segments are exported; the footage itself is already anonymized, nothing is re-encoded.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edge.errors import SourceError, StorageError
+from edge.record.atomic import copy_atomic, write_atomic
+from edge.record.gpx import build_gpx
+from edge.record.index import TripsIndex
+from edge.record.store import RecordingsFolder, StoredSegment
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ExportResult:
+    label: str
+    files: list[Path] = field(default_factory=list)
+    track_points: int = 0
+
+
+def resolve(target: str, folder: RecordingsFolder, index: TripsIndex) -> tuple[str, list[StoredSegment]]:
+    """A trip id (as `dashcam trips` shows it, e.g. 3 or trip-3) or a segment name, stem or path."""
+    trip_id = target.removeprefix("trip-")
+    if trip_id.isdigit():
+        rows = index.segments(trip_id=int(trip_id))
+        if not rows:
+            raise SourceError(f"no trip {trip_id} in {folder.root} (see `dashcam trips`)")
+        segments = [s for s in (folder.find(row.name) for row in rows) if s is not None]
+        return f"trip-{trip_id}", segments
+    segment = folder.find(Path(target).name)
+    if segment is None:
+        raise SourceError(f"no segment or trip named {target!r} in {folder.root} (see `dashcam trips --segments`)")
+    return segment.video_path.stem, [segment]
+
+
+def export(target: str, output: Path, folder: RecordingsFolder, index: TripsIndex) -> ExportResult:
+    label, segments = resolve(target, folder, index)
+    _check_output(output, folder)
+    result = ExportResult(label)
+    for segment in segments:
+        result.files.append(copy_atomic(segment.video_path, output / segment.name))
+        if segment.sidecar_path.is_file():
+            result.files.append(copy_atomic(segment.sidecar_path, output / segment.sidecar_path.name))
+    sidecars = [s.sidecar_path for s in segments if s.sidecar_path.is_file()]
+    document, result.track_points = build_gpx(sidecars)
+    result.files.append(write_atomic(output / f"{label}.gpx", document))
+    log.info("exported %s: %d segments to %s", label, len(segments), output)
+    return result
+
+
+def _check_output(output: Path, folder: RecordingsFolder) -> None:
+    """Copies inside the recordings folder would be taken for segments and looped away."""
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StorageError(f"cannot create the export folder {output}: {exc.strerror or exc}") from None
+    resolved = output.resolve()
+    if resolved in (folder.root.resolve(), folder.locked_dir.resolve()):
+        raise StorageError(f"refusing to export into the recordings folder itself ({output}): choose another --output")

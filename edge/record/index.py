@@ -1,0 +1,273 @@
+"""The trips index: an SQLite file (WAL) listing segments and grouping them into trips.
+
+`<recordings>/index.sqlite3` is derived data. Sidecars are the truth; when the index is
+missing, unreadable (sqlite3.DatabaseError, e.g. a torn write on a card) or from another
+schema version, it is deleted and rebuilt from them, and on every open it is reconciled
+with the files present. A trip is a run of segments separated by gaps shorter than
+`trip_gap_s`; its times, distance and bounding box are aggregated by the `trip_summary`
+view, so they stay right as retention deletes its oldest segments.
+Distances and boxes come from the sidecar tracks, which are already rounded and
+zone-filtered; coordinates are never logged.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from edge.errors import StorageError
+from edge.gps.privacy import distance_m
+from edge.record.store import RecordingsFolder, StoredSegment, format_utc, parse_utc, read_sidecar
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE trips (id INTEGER PRIMARY KEY AUTOINCREMENT);
+CREATE TABLE segments (
+    name TEXT PRIMARY KEY,
+    trip_id INTEGER NOT NULL REFERENCES trips(id),
+    start_utc TEXT NOT NULL,
+    end_utc TEXT NOT NULL,
+    duration_s REAL NOT NULL,
+    frame_count INTEGER NOT NULL,
+    size_bytes INTEGER NOT NULL,
+    distance_m REAL,
+    min_lat REAL, min_lon REAL, max_lat REAL, max_lon REAL,
+    locked INTEGER NOT NULL DEFAULT 0,
+    recovered INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX segments_by_start ON segments(start_utc);
+CREATE VIEW trip_summary AS
+    SELECT trip_id AS id, MIN(start_utc) AS start_utc, MAX(end_utc) AS end_utc,
+           SUM(duration_s) AS duration_s, SUM(distance_m) AS distance_m,
+           MIN(min_lat) AS min_lat, MIN(min_lon) AS min_lon, MAX(max_lat) AS max_lat, MAX(max_lon) AS max_lon,
+           COUNT(*) AS segment_count, SUM(locked) AS locked_count
+    FROM segments GROUP BY trip_id;
+"""
+_SEGMENT_COLUMNS = ("name, trip_id, start_utc, end_utc, duration_s, frame_count, size_bytes, distance_m, "
+                    "min_lat, min_lon, max_lat, max_lon, locked, recovered")
+
+
+@dataclass(frozen=True)
+class SegmentRow:
+    name: str
+    trip_id: int
+    start_utc: str
+    end_utc: str
+    duration_s: float
+    frame_count: int
+    size_bytes: int
+    distance_m: float | None
+    min_lat: float | None
+    min_lon: float | None
+    max_lat: float | None
+    max_lon: float | None
+    locked: bool
+    recovered: bool
+
+
+@dataclass(frozen=True)
+class TripRow:
+    id: int
+    start_utc: str
+    end_utc: str
+    duration_s: float
+    distance_m: float | None
+    min_lat: float | None
+    min_lon: float | None
+    max_lat: float | None
+    max_lon: float | None
+    segment_count: int
+    locked_count: int
+
+
+def segment_row_values(segment: StoredSegment, sidecar: dict | None) -> dict:
+    """Index columns for one segment, from its sidecar (or its name alone when the sidecar is lost)."""
+    sidecar = sidecar or {}
+    start = sidecar.get("start_utc") or format_utc(segment.start_utc)
+    frames = int(sidecar.get("frame_count") or 0)
+    fps = float(sidecar.get("fps") or 0) or None
+    duration = frames / fps if fps else 0.0
+    end = sidecar.get("end_utc") or start
+    track = ((sidecar.get("location") or {}).get("track")) or []
+    points = [(p["lat"], p["lon"]) for p in track if p.get("lat") is not None and p.get("lon") is not None]
+    values = {"name": segment.name, "start_utc": start, "end_utc": end, "duration_s": duration,
+              "frame_count": frames, "size_bytes": segment.size_bytes, "locked": int(segment.locked),
+              "recovered": int(bool(sidecar.get("recovered"))), "distance_m": None,
+              "min_lat": None, "min_lon": None, "max_lat": None, "max_lon": None}
+    if points:
+        lats, lons = [p[0] for p in points], [p[1] for p in points]
+        values.update(distance_m=sum(distance_m(*a, *b) for a, b in zip(points, points[1:])),
+                      min_lat=min(lats), min_lon=min(lons), max_lat=max(lats), max_lon=max(lons))
+    return values
+
+
+class TripsIndex:
+    """Thread-safe access to the index; the recorder writes, `dashcam trips` reads."""
+
+    def __init__(self, connection: sqlite3.Connection, folder: RecordingsFolder, trip_gap_s: float) -> None:
+        self._db = connection
+        self._folder = folder
+        self._trip_gap_s = trip_gap_s
+        self._mutex = threading.Lock()
+
+    @classmethod
+    def open(cls, folder: RecordingsFolder, trip_gap_s: float, writable: bool = True) -> TripsIndex:
+        """Open, repair if needed, and reconcile with the files. Read-only opens never write the file."""
+        if not writable:
+            return cls._open_read_only(folder, trip_gap_s)
+        try:
+            index = cls(_connect(folder.index_path), folder, trip_gap_s)
+        except sqlite3.DatabaseError as exc:
+            log.warning("trips index %s is unreadable (%s): rebuilding it from the sidecars", folder.index_path, exc)
+            _remove_database(folder.index_path)
+            try:
+                index = cls(_connect(folder.index_path), folder, trip_gap_s)
+            except sqlite3.DatabaseError as again:
+                raise StorageError(f"cannot create the trips index {folder.index_path}: {again}") from None
+        index.reconcile()
+        return index
+
+    @classmethod
+    def _open_read_only(cls, folder: RecordingsFolder, trip_gap_s: float) -> TripsIndex:
+        """Another process owns the file (or the card is read-only): read it, or rebuild in memory."""
+        try:
+            connection = sqlite3.connect(f"{folder.index_path.as_uri()}?mode=ro", uri=True,
+                                         check_same_thread=False, timeout=5.0)
+            _check(connection)
+            return cls(connection, folder, trip_gap_s)
+        except sqlite3.DatabaseError as exc:
+            log.info("reading the trips index %s failed (%s): indexing the sidecars in memory",
+                     folder.index_path, exc)
+        index = cls(_create(sqlite3.connect(":memory:", check_same_thread=False)), folder, trip_gap_s)
+        index.reconcile()
+        return index
+
+    def close(self) -> None:
+        with self._mutex:
+            self._db.close()
+
+    # ---- writing --------------------------------------------------------------------------------------------
+
+    def add(self, segment: StoredSegment, sidecar: dict | None = None) -> None:
+        """Insert or refresh one segment, joining the trip of the segment just before it if the gap is short."""
+        values = segment_row_values(segment, sidecar if sidecar is not None else read_sidecar(segment.sidecar_path))
+        with self._mutex, self._db:
+            self._db.execute("DELETE FROM segments WHERE name = ?", (segment.name,))
+            values["trip_id"] = self._trip_for(values["start_utc"])
+            columns = ", ".join(values)
+            self._db.execute(f"INSERT INTO segments ({columns}) VALUES ({', '.join('?' * len(values))})",
+                             tuple(values.values()))
+
+    def _trip_for(self, start_utc: str) -> int:
+        previous = self._db.execute("SELECT trip_id, end_utc FROM segments WHERE start_utc <= ? "
+                                    "ORDER BY start_utc DESC LIMIT 1", (start_utc,)).fetchone()
+        if previous is not None and _gap_s(previous[1], start_utc) <= self._trip_gap_s:
+            return int(previous[0])
+        return int(self._db.execute("INSERT INTO trips DEFAULT VALUES").lastrowid)
+
+    def set_locked(self, name: str) -> None:
+        with self._mutex, self._db:
+            self._db.execute("UPDATE segments SET locked = 1 WHERE name = ?", (name,))
+
+    def remove(self, names: list[str]) -> None:
+        with self._mutex, self._db:
+            self._db.executemany("DELETE FROM segments WHERE name = ?", [(n,) for n in names])
+            self._db.execute("DELETE FROM trips WHERE id NOT IN (SELECT trip_id FROM segments)")
+
+    def reconcile(self) -> None:
+        """Add segments the index lacks, drop rows whose files are gone, and fix locked flags."""
+        on_disk = {s.name: s for s in self._folder.segments()}
+        with self._mutex:
+            known = dict(self._db.execute("SELECT name, locked FROM segments").fetchall())
+        missing = [s for name, s in on_disk.items() if name not in known]
+        gone = [name for name in known if name not in on_disk]
+        relocked = [name for name, locked in known.items() if name in on_disk and bool(locked) != on_disk[name].locked]
+        if gone:
+            self.remove(gone)
+        for segment in sorted(missing, key=lambda s: (s.start_utc, s.name)):
+            self.add(segment)
+        for name in relocked:
+            self.add(on_disk[name])
+        if missing or gone or relocked:
+            log.info("trips index: %d segments added, %d removed, %d lock flags fixed",
+                     len(missing), len(gone), len(relocked))
+
+    # ---- reading --------------------------------------------------------------------------------------------
+
+    def trips(self) -> list[TripRow]:
+        with self._mutex:
+            rows = self._db.execute("SELECT id, start_utc, end_utc, duration_s, distance_m, min_lat, min_lon, "
+                                    "max_lat, max_lon, segment_count, locked_count FROM trip_summary "
+                                    "ORDER BY start_utc").fetchall()
+        return [TripRow(*row) for row in rows]
+
+    def segments(self, trip_id: int | None = None, locked_only: bool = False) -> list[SegmentRow]:
+        query, args = f"SELECT {_SEGMENT_COLUMNS} FROM segments WHERE 1", []
+        if trip_id is not None:
+            query, args = query + " AND trip_id = ?", [trip_id]
+        if locked_only:
+            query += " AND locked = 1"
+        with self._mutex:
+            rows = self._db.execute(query + " ORDER BY start_utc, name", args).fetchall()
+        return [SegmentRow(*row[:12], bool(row[12]), bool(row[13])) for row in rows]
+
+
+def _gap_s(end_utc: str, start_utc: str) -> float:
+    try:
+        return (parse_utc(start_utc) - parse_utc(end_utc)).total_seconds()
+    except ValueError:
+        return float("inf")
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    """Open (creating with mode 0600: tracks are personal data) and check the schema version."""
+    if not path.exists():
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            pass  # created by someone else in between: fine, it is opened below
+        except OSError as exc:
+            raise StorageError(f"cannot create the trips index {path}: {exc.strerror}") from None
+    connection = sqlite3.connect(path, check_same_thread=False, timeout=5.0)
+    try:
+        connection.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL mode: a power cut may lose the latest rows, never corrupt; the index is rebuildable.
+        connection.execute("PRAGMA synchronous=NORMAL")
+        if not connection.execute("SELECT name FROM sqlite_master WHERE name = 'meta'").fetchone():
+            return _create(connection)
+        _check(connection)
+    except sqlite3.DatabaseError:
+        connection.close()
+        raise
+    return connection
+
+
+def _create(connection: sqlite3.Connection) -> sqlite3.Connection:
+    with connection:
+        connection.executescript(_SCHEMA)
+        connection.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+    return connection
+
+
+def _check(connection: sqlite3.Connection) -> None:
+    """Raise sqlite3.DatabaseError unless this is an intact index of our schema version."""
+    (result,) = connection.execute("PRAGMA quick_check").fetchone()
+    if result != "ok":
+        raise sqlite3.DatabaseError(f"integrity check: {result}")
+    row = connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    if row is None or row[0] != str(SCHEMA_VERSION):
+        raise sqlite3.DatabaseError(f"schema version {row[0] if row else 'missing'}, expected {SCHEMA_VERSION}")
+
+
+def _remove_database(path: Path) -> None:
+    for leftover in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            leftover.unlink(missing_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot replace the damaged trips index {leftover}: {exc.strerror}") from None

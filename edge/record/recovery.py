@@ -1,0 +1,222 @@
+"""Start-up clean-up after a crash or power cut: finish what can be finished, delete what cannot.
+
+Run by the recorder before it records, on the root and on `locked/`:
+- `X.mp4.partial` (the segment being written) is kept when it holds decodable frames:
+  renamed to `X.mp4` with a sidecar marked `"recovered": true`, built from the
+  segment's last snapshot (`X.json.partial`: start time, counts, track, lock flag) and
+  the frames actually decodable; a snapshot that says locked sends it to `locked/`.
+  An empty or undecodable one is deleted.
+- A finished video without a sidecar (crash between the two renames, or during a
+  lock move) gets its sidecar back; a sidecar without a video (crash during a delete)
+  and any other `dashcam_*.partial` are deleted.
+Nothing is left as junk, and every action is logged.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import av
+
+from edge.errors import StorageError
+from edge.record.atomic import PARTIAL_SUFFIX, fsync_dir, unique_path
+from edge.record.store import (SEGMENT_PREFIX, SIDECAR_SUFFIX, VIDEO_SUFFIX, RecordingsFolder, StoredSegment,
+                               format_utc, parse_utc, read_sidecar, start_from_name, write_sidecar)
+
+log = logging.getLogger(__name__)
+
+_FALLBACK_FPS = 30.0
+
+
+@dataclass(frozen=True)
+class VideoProbe:
+    frames: int
+    fps: float | None
+    width: int
+    height: int
+    codec: str
+
+
+@dataclass
+class RecoveryReport:
+    recovered: list[tuple[str, int]] = field(default_factory=list)  # (video name, decodable frames)
+    sidecars_restored: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.recovered or self.sidecars_restored or self.deleted)
+
+
+def probe_video(path: Path) -> VideoProbe | None:
+    """How many frames of a (possibly truncated) video decode; None when none do.
+
+    Every packet is read, but only the last group of pictures is decoded: a truncated
+    file is damaged at its end only, and decoding a whole minute would delay start-up
+    on a Pi by tens of seconds.
+    """
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                return None
+            stream = container.streams.video[0]
+            whole, tail = _split_last_gop(container, stream)
+            frames = whole + _decodable(stream, tail)
+            rate = stream.average_rate or stream.guessed_rate
+            return VideoProbe(frames, float(rate) if rate else None, stream.width, stream.height,
+                              stream.codec_context.name) if frames else None
+    except (av.error.FFmpegError, OSError, ValueError) as exc:
+        log.debug("cannot open %s as video: %s", path, exc)
+        return None
+
+
+def _split_last_gop(container: av.container.InputContainer, stream: av.VideoStream) -> tuple[int, list]:
+    """Packets before the last keyframe (complete, since damage is at the end) and the packets from it on."""
+    whole, tail = 0, []
+    try:
+        for packet in container.demux(stream):
+            if packet.size == 0:
+                continue
+            if packet.is_corrupt:
+                break
+            if packet.is_keyframe:
+                whole, tail = whole + len(tail), [packet]
+            elif tail:
+                tail.append(packet)
+    except (av.error.FFmpegError, OSError) as exc:
+        log.debug("demuxing stopped at the damaged end: %s", exc)
+    return whole, tail
+
+
+def _decodable(stream: av.VideoStream, packets: list) -> int:
+    count = 0
+    try:
+        for packet in packets:
+            count += len(stream.codec_context.decode(packet))
+        count += len(stream.codec_context.decode(None))
+    except (av.error.FFmpegError, ValueError) as exc:
+        log.debug("decoding stopped at the damaged end: %s", exc)
+    return count
+
+
+def recover(folder: RecordingsFolder) -> RecoveryReport:
+    """Clean up `folder` (locked/ first, so an interrupted lock move finds its sidecar in the root)."""
+    report = RecoveryReport()
+    try:
+        for directory in (folder.locked_dir, folder.root):
+            if directory.is_dir():
+                _recover_partial_videos(directory, folder, report)
+                _restore_sidecars(directory, folder, report)
+                _remove_leftovers(directory, report)
+    except OSError as exc:
+        raise StorageError(f"cannot clean up {folder.root} after a crash: {exc.strerror or exc}") from None
+    _log(report)
+    return report
+
+
+def _ours(directory: Path, suffix: str) -> list[Path]:
+    return sorted(p for p in directory.glob(f"{SEGMENT_PREFIX}*{suffix}") if p.is_file())
+
+
+def _recover_partial_videos(directory: Path, folder: RecordingsFolder, report: RecoveryReport) -> None:
+    for partial in _ours(directory, VIDEO_SUFFIX + PARTIAL_SUFFIX):
+        final = partial.with_name(partial.name.removesuffix(PARTIAL_SUFFIX))
+        snapshot_path = final.with_suffix(SIDECAR_SUFFIX + PARTIAL_SUFFIX)
+        probe = probe_video(partial)
+        if probe is None:
+            partial.unlink()
+            snapshot_path.unlink(missing_ok=True)
+            report.deleted.append(partial.name)
+            continue
+        if final.exists():  # never overwrite a finished segment: keep both
+            final = unique_path(directory, final.stem, VIDEO_SUFFIX)
+        os.replace(partial, final)
+        fsync_dir(directory)
+        sidecar = recovered_sidecar(final, probe, read_sidecar(snapshot_path))
+        write_sidecar(final.with_suffix(SIDECAR_SUFFIX), sidecar)
+        snapshot_path.unlink(missing_ok=True)
+        report.recovered.append((final.name, probe.frames))
+        if directory == folder.root:
+            _lock_if_flagged(final, sidecar, folder)
+
+
+def _lock_if_flagged(video: Path, sidecar: dict, folder: RecordingsFolder) -> None:
+    """The snapshot says an incident lock covered this segment: finish the move the crash interrupted."""
+    if not sidecar.get("locked"):
+        return
+    now = dt.datetime.now(dt.timezone.utc)
+    locked_at = sidecar.get("locked_at_utc")
+    folder.lock(StoredSegment(video, start_from_name(video.name) or now, video.stat().st_size, locked=False),
+                parse_utc(locked_at) if locked_at else now)
+
+
+def recovered_sidecar(video: Path, probe: VideoProbe, snapshot: dict | None) -> dict:
+    """The snapshot's content (or what the name and the file say), with the frames that really decode."""
+    data = dict(snapshot or {})
+    fps = probe.fps or float(data.get("fps") or 0) or _FALLBACK_FPS
+    start_text = data.get("start_utc")
+    start = parse_utc(start_text) if start_text else start_from_name(video.name)
+    data.update(
+        video=video.name,
+        start_utc=format_utc(start) if start else None,
+        end_utc=format_utc(start + dt.timedelta(seconds=max(0, probe.frames - 1) / fps)) if start else None,
+        frame_count=probe.frames,
+        fps=data.get("fps", fps),
+        width=probe.width, height=probe.height, codec=data.get("codec", probe.codec),
+        recovered=True,
+        locked=bool(data.get("locked", False)),
+    )
+    data.pop("in_progress", None)
+    if snapshot is not None:
+        data["recovered_note"] = "redaction counts and track cover the frames up to the last snapshot"
+    return data
+
+
+def _restore_sidecars(directory: Path, folder: RecordingsFolder, report: RecoveryReport) -> None:
+    for video in _ours(directory, VIDEO_SUFFIX):
+        sidecar_path = video.with_suffix(SIDECAR_SUFFIX)
+        if sidecar_path.exists():
+            continue
+        moved_from = folder.root / sidecar_path.name  # an interrupted lock move left it in the root
+        data = read_sidecar(moved_from) if directory == folder.locked_dir else None
+        if data is None:
+            snapshot = read_sidecar(video.with_suffix(SIDECAR_SUFFIX + PARTIAL_SUFFIX))
+            probe = probe_video(video)
+            if probe is None and directory == folder.root:
+                video.unlink()
+                report.deleted.append(video.name)
+                continue
+            # Locked evidence is never deleted, even when it no longer decodes.
+            data = recovered_sidecar(video, probe or VideoProbe(0, None, 0, 0, "unknown"), snapshot)
+        if directory == folder.locked_dir:
+            data.setdefault("locked_at_utc", format_utc(dt.datetime.now(dt.timezone.utc)))
+            data["locked"] = True
+        write_sidecar(sidecar_path, data)
+        report.sidecars_restored.append(sidecar_path.name)
+        if directory == folder.locked_dir:
+            moved_from.unlink(missing_ok=True)
+        else:
+            _lock_if_flagged(video, data, folder)
+
+
+def _remove_leftovers(directory: Path, report: RecoveryReport) -> None:
+    for leftover in _ours(directory, PARTIAL_SUFFIX):
+        leftover.unlink()
+        report.deleted.append(leftover.name)
+    for sidecar in _ours(directory, SIDECAR_SUFFIX):
+        if not sidecar.with_suffix(VIDEO_SUFFIX).exists():
+            sidecar.unlink()
+            report.deleted.append(sidecar.name)
+    if report.deleted:
+        fsync_dir(directory)
+
+
+def _log(report: RecoveryReport) -> None:
+    for name, frames in report.recovered:
+        log.warning("recovered %s after a crash: %d decodable frames kept", name, frames)
+    for name in report.sidecars_restored:
+        log.warning("restored the missing sidecar %s", name)
+    if report.deleted:
+        log.warning("removed %d unusable crash leftovers: %s", len(report.deleted), ", ".join(report.deleted))
