@@ -84,7 +84,7 @@ class TrackConfig:
     detect_every: int = _opt(3, "run the detectors on every n-th frame and track boxes between (1 = every frame); "
                                 "a live camera is detected as often as the detectors keep up, at most this often",
                              min=1, max=30)
-    delay_frames: int = _opt(8, "frames held back before redaction, so a detection also covers the frames "
+    delay_frames: int = _opt(12, "frames held back before redaction, so a detection also covers the frames "
                                 "just before it (live sources; files wait for the next detection)", min=0, max=120)
     hold_frames: int = _opt(15, "a track the detector stops finding keeps its mask this many frames", min=0, max=300)
     growth_per_frame: float = _opt(0.03, "a tracked box grows by this share of its size per frame away from "
