@@ -23,12 +23,16 @@ from edge.bench.progress import Progress
 from edge.bench.report import render_table
 from edge.bench.runner import (BenchInput, bench_report, check_tau, load_truth, named_configs, parse_class_map,
                                planned_count, require_plots, run_bench, write_outputs)
+from edge.board import read_sensors
 from edge.camera import SAMPLE_VIDEO, FrameSource, open_source
 from edge.camera.images import is_image, read_image
 from edge.camera.opencv import VideoFileSource, stamp
+from edge.camera.reconnect import ReconnectingSource
 from edge.config import Config, GpsConfig, describe_defaults, load_config
+from edge.detect.face import StrideFaceDetector
 from edge.detect.factory import build_detectors, model_ids
 from edge.detect.guard import DetectionFailure, GuardedDetector
+from edge.doctor import FAIL, DoctorOptions, run_doctor
 from edge.errors import SourceError, StorageError, UserError
 from edge.gps import FixProvider
 from edge.gps.privacy import LocationPolicy
@@ -36,19 +40,21 @@ from edge.gps.reader import SerialGpsReader, describe_fix
 from edge.gps.replay import GpsdClient, NmeaLogReplay
 from edge.gps.stamp import LocationStamper
 from edge.gps.synced import MediaSyncedReplay
-from edge.record.gpx import export_gpx
 from edge.pipeline import Pipeline, RunStats
-from edge.record.encoder import CONTAINERS, EncoderSettings, VideoEncoder
-from edge.record.images import write_image
-from edge.camera.reconnect import ReconnectingSource
 from edge.record.button import GpioLockButton
+from edge.record.encoder import CONTAINERS, EncoderSettings, VideoEncoder
 from edge.record.export import export as export_segments
+from edge.record.gpx import export_gpx
+from edge.record.images import write_image
 from edge.record.index import TripsIndex
 from edge.record.lease import LOCK_SIGNAL, running_recorder, signal_lock
 from edge.record.segments import LoopOptions, SegmentRecorder
 from edge.record.store import RecordingsFolder
 from edge.redact import Redactor
+from edge.service import Watchdog, notify
+from edge.thermal import HeatGovernor, ThermalPolicy
 from edge.types import RedactedFrame
+from edge.wipe import plan_wipe, wipe
 
 log = logging.getLogger("edge.cli")
 
@@ -123,6 +129,7 @@ def _parser() -> argparse.ArgumentParser:
     export.set_defaults(handler=cmd_export)
 
     _bench_parser(sub)
+    _car_parsers(sub)
 
     config = sub.add_parser("config", help="print the default configuration, commented")
     config.set_defaults(handler=lambda _args: print(describe_defaults()) or 0)
@@ -187,17 +194,24 @@ def cmd_run(args: argparse.Namespace) -> int:
               if config.record.lock_gpio_line else None)
     max_frames = args.max_frames if args.max_frames is not None else config.source.max_frames
     stamper = LocationStamper(location, policy) if location else None
+    governor = _heat_governor(config, detector, source.fps) if _is_live(config) else None
     pipeline = Pipeline(source, detector, redactor, recorder, stop=stop,
-                        max_frames=max_frames, stamper=stamper, tracking=config.track, live=_is_live(config))
+                        max_frames=max_frames, stamper=stamper, tracking=config.track, live=_is_live(config),
+                        on_frame_stored=Watchdog().frame_stored, governor=governor)
     print(f"dashcam: recording {source.name} ({source.width}x{source.height} @ {source.fps:.2f} fps) "
           f"to {directory}/ ... Ctrl-C stops, `dashcam lock` keeps an incident", file=sys.stderr)
     if location:
         location.start()
     if button:
         button.start()
+    if governor:
+        governor.start()
+    notify("READY=1")  # systemd Type=notify: started; WATCHDOG=1 now follows stored frames
     try:
         stats = pipeline.run()
     finally:
+        if governor:
+            governor.stop()
         if button:
             button.stop()
         if location:
@@ -211,9 +225,23 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _heat_governor(config: Config, detector: GuardedDetector, fps: float) -> HeatGovernor:
+    """Live runs slow detection, then lower face resolution, then blur whole frames when the board runs hot."""
+    faces = [d for d in detector.detectors if isinstance(d, StrideFaceDetector)]
+
+    def set_face_long_side(long_side: int) -> None:
+        for face_detector in faces:
+            face_detector.set_input_long_side(long_side)
+
+    # A detection slower than the delay line is long leaves frames to the tracker's prediction alone.
+    budget_s = max(1, config.track.delay_frames) / fps
+    return HeatGovernor(ThermalPolicy(), read_sensors, config.track.detect_every, config.detect.faces.input_long_side,
+                        budget_s, set_face_long_side)
+
+
 def _open_camera(config: Config, stop: threading.Event) -> FrameSource:
     """Live cameras are reopened with backoff when they stall or drop out; files and folders end when they end."""
-    if config.source.kind in ("v4l2", "gstreamer"):
+    if config.source.kind in ("v4l2", "gstreamer", "picamera2"):
         return ReconnectingSource(lambda: open_source(config.source), stop)
     return open_source(config.source)
 
@@ -230,7 +258,7 @@ def _write_stats(path: Path | None, stats: RunStats) -> None:
 def _is_live(config: Config) -> bool:
     """A camera, or a file replayed at its own rate: frames arrive on their own clock and must not wait."""
     kind = config.source.kind
-    return kind in ("v4l2", "gstreamer") or (kind in ("sample", "file") and config.source.realtime)
+    return kind in ("v4l2", "gstreamer", "picamera2") or (kind in ("sample", "file") and config.source.realtime)
 
 
 def _location_provider(config: Config, source: FrameSource) -> FixProvider | None:
@@ -263,6 +291,7 @@ frames stored          {stats.frames_stored}
 speed                  {stats.fps:.1f} fps ({stats.seconds:.1f} s)
 faces redacted         {stats.faces}
 plates redacted        {stats.plates}
+blurred for heat       {stats.heat_blurred} frames
 fail-closed frames     {stats.whole_frame_redacted} blurred whole, {stats.dropped} dropped ({stats.detector_failures} detector failures, {stats.stale_frames} behind detection)
 dropped by overload    {stats.dropped_overload} frames (never stored)
 paused in privacy zone {stats.paused_in_zone} frames
@@ -377,6 +406,54 @@ def _duration(seconds: float) -> str:
 
 def _km(metres: float | None) -> str:
     return "-" if metres is None else f"{metres / 1000:.1f} km"
+
+
+# ---- dashcam doctor and wipe (edge/doctor.py, edge/wipe.py) ---------------------------------------------
+
+def _car_parsers(sub: argparse._SubParsersAction) -> None:
+    doctor = sub.add_parser("doctor", help="check camera, GPS, models, disk, clock and temperature before a drive")
+    doctor.add_argument("--config", "-c", type=Path, help="YAML config file to check (default: the defaults)")
+    doctor.add_argument("--gps-seconds", type=float, default=3.0, help="listening time per GPS baud rate tried")
+    doctor.add_argument("--verbose", "-v", action="count", default=0, help="more log output (-vv for debug)")
+    doctor.set_defaults(handler=cmd_doctor)
+    wipe_cmd = sub.add_parser("wipe", help="erase all recordings, locked ones too, and the trips index (resale)")
+    _recordings_option(wipe_cmd)
+    wipe_cmd.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    wipe_cmd.set_defaults(handler=cmd_wipe)
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """One line per check; exit 1 when any check failed."""
+    checks = run_doctor(load_config(args.config), DoctorOptions(gps_seconds=args.gps_seconds))
+    width = max(len(c.name) for c in checks)
+    for check in checks:
+        print(f"{check.verdict.upper():4}  {check.name:{width}}  {check.detail}")
+        if check.fix:
+            print(f"{'':4}  {'':{width}}  fix: {check.fix}")
+    failed = sum(c.verdict == FAIL for c in checks)
+    print(f"\n{failed} failed, {sum(c.verdict == 'warn' for c in checks)} warnings")
+    return 1 if failed else 0
+
+
+def cmd_wipe(args: argparse.Namespace) -> int:
+    folder, _config = _recordings(args)
+    plan = plan_wipe(folder)
+    print(f"{folder.root}: {len(plan.files)} files ({plan.total_bytes / 1e6:.1f} MB) of recordings, "
+          "locked ones included, and the trips index")
+    if not args.yes:
+        try:
+            answer = input("erase them all? type yes: ")
+        except EOFError:
+            answer = ""
+        if answer.strip().lower() != "yes":
+            print("nothing erased")
+            return 1
+    done = wipe(folder)
+    print(f"erased {len(done.files)} files; the card may still hold old blocks (flash wear levelling): "
+          "reformat it before giving it away")
+    for other in done.others:
+        print(f"  kept (not dashcam's): {other}")
+    return 0
 
 
 # ---- dashcam bench (the engine is edge/bench/runner.py; docs/benchmark.md) ----------------------------------

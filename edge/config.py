@@ -33,13 +33,13 @@ def _section(cls: type, help: str) -> Any:
 @dataclass
 class SourceConfig:
     kind: str = _opt("sample", "where frames come from",
-                     choices=("sample", "file", "v4l2", "gstreamer", "images"))
+                     choices=("sample", "file", "v4l2", "gstreamer", "images", "picamera2"))
     path: str = _opt("", "video file or image folder, for kind file or images")
     device: str = _opt("/dev/video0", "V4L2 device path or index, for kind v4l2")
     pipeline: str = _opt("", "GStreamer pipeline ending in appsink, for kind gstreamer")
-    width: int = _opt(0, "requested capture width for v4l2 (0 = device default)", min=0)
-    height: int = _opt(0, "requested capture height for v4l2 (0 = device default)", min=0)
-    fps: float = _opt(0.0, "requested capture rate for v4l2 and gstreamer (0 = source default)", min=0)
+    width: int = _opt(0, "requested capture width for v4l2 and picamera2 (0 = device default)", min=0)
+    height: int = _opt(0, "requested capture height for v4l2 and picamera2 (0 = device default)", min=0)
+    fps: float = _opt(0.0, "requested capture rate for v4l2, gstreamer and picamera2 (0 = source default)", min=0)
     realtime: bool = _opt(True, "replay a video file at its own frame rate, as a camera would deliver it")
     max_frames: int = _opt(0, "stop after this many frames (0 = until the source ends)", min=0)
 

@@ -14,9 +14,10 @@ Drop policies, each counted:
   it is redacted or stored (`dropped_overload`); a frame at the head of a line longer
   than `delay_frames` is released with the tracker's prediction, or blurred whole when
   its newest detection is older than `max_stale_frames` (`stale_frames`).
-A failed keyframe fails the frames it brackets closed. Whatever ends the loop (source
-end, stop request, an error in any stage), the sink is closed so the segment being
-written is finished, not lost, and the first error is raised again.
+A failed keyframe fails the frames it brackets closed. An optional governor (edge.thermal)
+lowers the cadence, or has every frame blurred whole, when the board runs hot. Whatever
+ends the loop (source end, stop request, an error in any stage), the sink is closed so
+the segment being written is finished, not lost, and the first error is raised again.
 """
 from __future__ import annotations
 
@@ -50,6 +51,16 @@ DetectionObserver = Callable[[int, "Detections | DetectionFailure"], None]
 class FrameStamper(Protocol):
     def stamp(self, frame: Frame) -> bool:
         """Attach location and time; False when the frame must not be recorded."""
+
+
+class Governor(Protocol):
+    """Degrades a live run in a privacy-safe order when the board runs hot (edge.thermal.HeatGovernor)."""
+
+    def detect_every(self) -> int: ...
+
+    def blur_whole(self) -> bool: ...
+
+    def note_detection(self, seconds: float) -> None: ...
 
 
 class FrameSink(Protocol):
@@ -132,6 +143,7 @@ class RunStats:
     paused_in_zone: int = 0
     dropped_overload: int = 0
     stale_frames: int = 0
+    heat_blurred: int = 0
     seconds: float = 0.0
     stage_seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
 
@@ -189,7 +201,8 @@ class Pipeline:
     def __init__(self, source: FrameSource, detector: GuardedDetector, redactor: Redactor, sink: FrameSink,
                  stop: threading.Event | None = None, max_frames: int = 0, stamper: FrameStamper | None = None,
                  tracking: TrackConfig | None = None, live: bool = False,
-                 on_detections: DetectionObserver | None = None) -> None:
+                 on_detections: DetectionObserver | None = None,
+                 on_frame_stored: Callable[[], None] | None = None, governor: Governor | None = None) -> None:
         self._source = source
         self._detector = detector
         self._redactor = redactor
@@ -201,6 +214,8 @@ class Pipeline:
         self._tracker = BoxTracker(self._tracking)
         self._live = live
         self._on_detections = on_detections
+        self._on_frame_stored = on_frame_stored  # a liveness heartbeat (systemd watchdog); must be cheap
+        self._governor = governor
         self._line = _DelayLine()
         self._errors: list[BaseException] = []
         self._overload_forwarded = 0
@@ -285,7 +300,7 @@ class Pipeline:
                 return
         else:
             # Room for the frames up to the next keyframe plus the one after, so detection overlaps redaction.
-            capacity = 2 * self._tracking.detect_every + 2
+            capacity = 2 * self._detect_every() + 2
             while len(line.frames) >= capacity:
                 if self._stop.is_set() or line.failed:
                     return
@@ -306,7 +321,10 @@ class Pipeline:
                     image, index = frame.image_bgr.copy(), frame.index  # redaction may overwrite the original
                 started = time.perf_counter()
                 verdict = self._detector.detect(image)
-                stats.stage_seconds["detect"] += time.perf_counter() - started
+                elapsed = time.perf_counter() - started
+                stats.stage_seconds["detect"] += elapsed
+                if self._governor is not None:
+                    self._governor.note_detection(elapsed)
                 stats.frames_detected += 1
                 stats.detector_failures += isinstance(verdict, DetectionFailure)
                 if self._on_detections is not None:
@@ -314,12 +332,15 @@ class Pipeline:
                 with line.cond:
                     self._tracker.update(index, verdict)
                     line.detected_upto = index
-                    line.next_due = index + self._tracking.detect_every
+                    line.next_due = index + self._detect_every()
                     line.cond.notify_all()
         finally:
             with line.cond:
                 line.detect_done = True
                 line.cond.notify_all()
+
+    def _detect_every(self) -> int:
+        return self._governor.detect_every() if self._governor is not None else self._tracking.detect_every
 
     def _wait_for_keyframe(self) -> Frame | None:
         """The next frame to detect (lock held), or None when detection is over."""
@@ -382,6 +403,9 @@ class Pipeline:
     def _store(self, frame: Frame, plan: Detections | DetectionFailure, stats: RunStats,
                sink: BackgroundSink) -> None:
         started = time.perf_counter()
+        if self._governor is not None and self._governor.blur_whole():
+            plan = DetectionFailure("board too hot: every frame is blurred whole")
+            stats.heat_blurred += 1
         stats.stale_frames += isinstance(plan, DetectionFailure) and plan.stale
         redacted = self._redactor.redact(frame, plan)
         del frame  # the raw image has been overwritten in place; drop the last handle to it
@@ -392,3 +416,5 @@ class Pipeline:
             return
         sink.write(redacted)
         stats.count_stored(redacted)
+        if self._on_frame_stored is not None:
+            self._on_frame_stored()

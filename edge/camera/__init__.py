@@ -38,4 +38,7 @@ def open_source(config: SourceConfig) -> FrameSource:
         return ImageFolderSource(Path(config.path), fps=config.fps or 1.0)
     if config.kind == "v4l2":
         return V4L2Source(config.device, config.width, config.height, config.fps)
+    if config.kind == "picamera2":
+        from edge.camera.picam import Picamera2Source  # imports picamera2 itself, lazily
+        return Picamera2Source(config.width, config.height, config.fps)
     return GStreamerSource(config.pipeline)

@@ -25,6 +25,10 @@ class StrideFaceDetector:
         self._nms_iou = nms_iou
         self._input_long_side = input_long_side
 
+    def set_input_long_side(self, long_side: int) -> None:
+        """Detect at another resolution from the next frame on (the heat governor lowers it on a hot board)."""
+        self._input_long_side = long_side
+
     def detect(self, image_bgr: np.ndarray) -> Detections:
         height, width = image_bgr.shape[:2]
         model_input, scale = resize_for_stride(image_bgr, self._input_long_side, stride=32)

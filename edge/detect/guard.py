@@ -33,6 +33,10 @@ class GuardedDetector:
         self._executor = futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="detect")
         self._pending: futures.Future | None = None
 
+    @property
+    def detectors(self) -> tuple[Detector, ...]:
+        return tuple(self._detectors)
+
     def detect(self, image_bgr: np.ndarray) -> Detections | DetectionFailure:
         if self._pending is not None and not self._pending.done():
             return DetectionFailure("detector still busy after an earlier timeout")

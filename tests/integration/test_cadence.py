@@ -205,3 +205,57 @@ def test_a_camera_stuck_inside_read_does_not_hang_the_stop(tmp_path):
     guarded.close()
     assert time.monotonic() - started < 6
     assert stats.frames_stored == 5 and len(read_all_frames(recorder.finished[0].video_path)) == 5
+
+
+class FixedGovernor:
+    """A heat governor stuck at one level (edge.thermal.HeatGovernor decides levels; see test_thermal.py)."""
+
+    def __init__(self, detect_every: int, blur_whole: bool) -> None:
+        self._every, self._blur = detect_every, blur_whole
+        self.detections: list[float] = []
+
+    def detect_every(self) -> int:
+        return self._every
+
+    def blur_whole(self) -> bool:
+        return self._blur
+
+    def note_detection(self, seconds: float) -> None:
+        self.detections.append(seconds)
+
+
+def _run_governed(clip: Path, out: Path, detector, governor: FixedGovernor, live: bool):
+    source = VideoFileSource(clip, realtime=live)
+    recorder = SegmentRecorder(out, source.width, source.height, source.fps, 60.0,
+                               EncoderSettings(crf=12, preset="ultrafast"), {"patch": "0"}, clip.name)
+    guarded = GuardedDetector([detector], 5.0)
+    try:
+        stats = Pipeline(source, guarded, Redactor(RedactConfig()), recorder, tracking=TrackConfig(detect_every=1),
+                         live=live, governor=governor).run()
+    finally:
+        guarded.close()
+        source.close()
+    return stats, recorder.finished
+
+
+def test_a_hot_board_slows_detection_to_the_governor_cadence(tmp_path):
+    frames, where = moving_patch_frames(24, first=0, step=2)
+    clip = write_clip(tmp_path / "hot.mp4", frames, fps=30)
+    detector, governor = PatchFinder(), FixedGovernor(detect_every=6, blur_whole=False)
+    stats, segments = _run_governed(clip, tmp_path / "rec", detector, governor, live=False)
+    assert detector.calls == len(governor.detections) == 5  # frames 0, 6, 12, 18 and the last one
+    stored = read_all_frames(segments[0].video_path)
+    assert max(_patch_kept(frames[i], stored[i], where[i]) for i in range(24)) < 0.1
+
+
+def test_the_hottest_level_blurs_every_stored_frame_whole(tmp_path):
+    frames, _where = moving_patch_frames(30, first=0, step=2)
+    for image in frames:
+        image[150:230, 220:300] = checkerboard(80, 80)  # a patch no detector reports
+    clip = write_clip(tmp_path / "hottest.mp4", frames, fps=30)
+    stats, segments = _run_governed(clip, tmp_path / "rec", PatchFinder(), FixedGovernor(6, blur_whole=True),
+                                    live=True)
+    stored = read_all_frames(segments[0].video_path)
+    assert stats.heat_blurred == stats.frames_stored == len(stored) > 0
+    for image, original in zip(stored, frames):
+        assert retained_detail(original[150:230, 220:300], image[150:230, 220:300]) < 0.1
