@@ -6,6 +6,7 @@ User mistakes end with one line on stderr and exit status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -13,6 +14,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -337,12 +339,19 @@ def _recordings(args: argparse.Namespace) -> tuple[RecordingsFolder, Config]:
     return folder, config
 
 
-def _open_index(folder: RecordingsFolder, config: Config) -> TripsIndex:
+@contextlib.contextmanager
+def _trips_index(args: argparse.Namespace) -> Iterator[tuple[RecordingsFolder, TripsIndex]]:
+    """The recordings folder and its trips index, closed on the way out."""
+    folder, config = _recordings(args)
     if not folder.root.is_dir():
         raise SourceError(f"no recordings folder {folder.root} (pass --recordings or --config)")
     # While a recorder runs (or on a read-only card) the index is only read: the recorder owns the file.
     writable = running_recorder(folder) is None and os.access(folder.root, os.W_OK)
-    return TripsIndex.open(folder, config.record.trip_gap_seconds, writable=writable)
+    index = TripsIndex.open(folder, config.record.trip_gap_seconds, writable=writable)
+    try:
+        yield folder, index
+    finally:
+        index.close()
 
 
 def cmd_lock(args: argparse.Namespace) -> int:
@@ -354,13 +363,9 @@ def cmd_lock(args: argparse.Namespace) -> int:
 
 
 def cmd_trips(args: argparse.Namespace) -> int:
-    folder, config = _recordings(args)
-    index = _open_index(folder, config)
-    try:
+    with _trips_index(args) as (folder, index):
         trips, locked = index.trips(), index.segments(locked_only=True)
         per_trip = {trip.id: index.segments(trip_id=trip.id) for trip in trips} if args.segments else {}
-    finally:
-        index.close()
     if not trips:
         print(f"no recorded segments in {folder.root}")
         return 0
@@ -382,12 +387,8 @@ def cmd_trips(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    folder, config = _recordings(args)
-    index = _open_index(folder, config)
-    try:
+    with _trips_index(args) as (folder, index):
         result = export_segments(args.target, args.output, folder, index)
-    finally:
-        index.close()
     print(f"exported {result.label} to {args.output}/ ({result.track_points} track points):")
     for path in result.files:
         print(f"  {path}")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.board import read_thermal_zones, read_throttled
+from edge.board import hottest_c, read_throttled
 from edge.camera import open_source
 from edge.config import Config, DetectConfig, GpsConfig, RecordConfig, SourceConfig
 from edge.detect.models import resolve_model
@@ -288,10 +288,9 @@ THROTTLE_BITS = {0: "under-voltage now", 1: "ARM frequency capped now", 2: "thro
 
 def check_temperature(sys_root: Path = Path("/")) -> Check:
     throttled = read_throttled()
-    temps = read_thermal_zones(sys_root)
-    if throttled is None and not temps:
+    hottest = hottest_c(sys_root)
+    if throttled is None and hottest is None:
         return Check("temperature", SKIP, "no vcgencmd and no /sys/class/thermal zones on this machine")
-    hottest = max(temps) if temps else None
     return temperature_verdict(hottest, throttled)
 
 

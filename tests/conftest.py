@@ -1,6 +1,7 @@
 """Shared fixtures: small synthetic clips, detail measures, and a scripted detector."""
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import av
@@ -80,6 +81,17 @@ class ScriptedDetector:
         if index in self._raise_on or -1 in self._raise_on:
             raise RuntimeError(f"scripted failure on call {index}")
         return self._boxes.get(index, self._default)
+
+
+def drain_datagrams(server: socket.socket) -> list[bytes]:
+    """Every datagram already queued on a bound socket (a fake systemd NOTIFY_SOCKET), in order."""
+    server.setblocking(False)
+    received = []
+    while True:
+        try:
+            received.append(server.recv(64))
+        except BlockingIOError:
+            return received
 
 
 @pytest.fixture

@@ -10,13 +10,12 @@ import json
 import stat
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from conftest import read_all_frames
-from edge.bench.stored import MAX_RETAINED, core, retained_detail
+from edge.bench.stored import MAX_RETAINED, core_retained, retained_detail
 from edge.bench.annotations import load_sample_truth
 from edge.camera import SAMPLE_VIDEO
 from edge.types import Label
@@ -55,8 +54,7 @@ def test_every_ground_truth_region_lost_its_detail(demo_run):
     for record in truth:
         index = int(record.key)
         for box, label, track in zip(record.xyxy, record.label, record.track):
-            x1, y1, x2, y2 = core(box)
-            kept = retained_detail(source[index][y1:y2, x1:x2], stored[index][y1:y2, x1:x2])
+            kept = core_retained(source[index], stored[index], box)
             checked += 1
             if kept >= MAX_RETAINED:
                 leaks.append((index, Label(int(label)).name, int(track), round(kept, 2)))

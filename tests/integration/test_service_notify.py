@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from conftest import drain_datagrams
+
 
 def test_run_notifies_ready_and_watchdog(tmp_path: Path):
     path = tmp_path / "notify"
@@ -17,12 +19,6 @@ def test_run_notifies_ready_and_watchdog(tmp_path: Path):
                                "--recordings", str(tmp_path / "rec")],
                               env=env, capture_output=True, text=True, timeout=120, check=False)
         assert done.returncode == 0, done.stderr
-        server.setblocking(False)
-        received = []
-        while True:
-            try:
-                received.append(server.recv(64))
-            except BlockingIOError:
-                break
+        received = drain_datagrams(server)
     assert received[0] == b"READY=1"
     assert b"WATCHDOG=1" in received[1:]

@@ -4,6 +4,7 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
+from conftest import drain_datagrams
 from edge.service import Watchdog, notify
 
 
@@ -35,16 +36,10 @@ def test_watchdog_pings_at_most_once_per_interval(tmp_path: Path):
     now = [0.0]
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as server:
         server.bind(str(path))
-        server.setblocking(False)
         dog = Watchdog(interval_s=5.0, send=lambda s: notify(s, {"NOTIFY_SOCKET": str(path)}),
                        clock=lambda: now[0])
         for _ in range(30):  # 30 frames over 14.5 s
             dog.frame_stored()
             now[0] += 0.5
-        received = []
-        while True:
-            try:
-                received.append(server.recv(64))
-            except BlockingIOError:
-                break
+        received = drain_datagrams(server)
     assert received == [b"WATCHDOG=1"] * 3 and dog.pings == 3  # t = 0, 5, 10
