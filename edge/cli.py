@@ -288,13 +288,13 @@ def _print_run_summary(stats: RunStats, files: list[Path]) -> None:
     stages = ", ".join(f"{name} {ms:.1f}" for name, ms in stats.stage_ms_per_frame().items())
     print(f"""
 frames captured        {stats.frames_captured}
-frames detected        {stats.frames_detected} ({stats.detect_ms_per_keyframe:.0f} ms each)
+frames detected        {stats.frames_detected} ({stats.detect_ms_per_keyframe:.0f} ms each; {stats.scene_cuts} scene cuts)
 frames stored          {stats.frames_stored}
 speed                  {stats.fps:.1f} fps ({stats.seconds:.1f} s)
 faces redacted         {stats.faces}
 plates redacted        {stats.plates}
 blurred for heat       {stats.heat_blurred} frames
-fail-closed frames     {stats.whole_frame_redacted} blurred whole, {stats.dropped} dropped ({stats.detector_failures} detector failures, {stats.stale_frames} behind detection)
+fail-closed frames     {stats.whole_frame_redacted} blurred whole, {stats.dropped} dropped ({stats.detector_failures} detector failures, {stats.stale_frames} outside the gap bound)
 dropped by overload    {stats.dropped_overload} frames (never stored)
 paused in privacy zone {stats.paused_in_zone} frames
 ms per frame           {stages}

@@ -84,17 +84,24 @@ class TrackConfig:
     detect_every: int = _opt(3, "run the detectors on every n-th frame and track boxes between (1 = every frame); "
                                 "a live camera is detected as often as the detectors keep up, at most this often",
                              min=1, max=30)
-    delay_frames: int = _opt(12, "frames held back before redaction, so a detection also covers the frames "
-                                "just before it (live sources; files wait for the next detection)", min=0, max=120)
-    hold_frames: int = _opt(15, "a track the detector stops finding keeps its mask this many frames", min=0, max=300)
-    growth_per_frame: float = _opt(0.03, "a tracked box grows by this share of its size per frame away from "
-                                         "a detection, since its position is a guess", min=0.0, max=0.5)
+    delay_frames: int = _opt(24, "live sources: most frames held back waiting for the detection after them, so "
+                                 "every frame is covered from both sides; a frame arriving to a full line is "
+                                 "dropped, never stored (files wait for the next detection)", min=2, max=120)
+    hold_frames: int = _opt(15, "a track the detector misses on a keyframe can still be matched, and its box "
+                                "interpolated, this many frames after it was last seen", min=0, max=300)
+    growth_per_frame: float = _opt(0.03, "a carried box grows by this share of its size per frame away from a "
+                                         "detection, since its position is a guess", min=0.01, max=0.5)
     match_iou: float = _opt(0.1, "overlap with a track's predicted box needed to continue that track",
                             min=0.0, max=1.0)
     max_jump_per_frame: float = _opt(0.5, "a detection that does not overlap a track still continues it when its "
                                           "centre moved at most this many box sides per frame since", min=0.0, max=5.0)
-    max_stale_frames: int = _opt(30, "a live frame whose newest detection is older than this is blurred whole",
-                                 min=1, max=600)
+    max_gap_frames: int = _opt(30, "a frame whose two bracketing detections are more than this many frames apart "
+                                   "is blurred whole (the tracker's guess is not trusted that long)", min=1, max=60)
+    max_gap_ms: float = _opt(1000.0, "the same bound in time on the source's timeline (live overload, a detector "
+                                     "that falls behind)", min=1.0, max=2000.0)
+    scene_cut_threshold: float = _opt(0.5, "change between two frames' grey thumbnails (mean absolute difference "
+                                           "of standardized pixels) above which a scene cut is declared: no box is "
+                                           "carried across it and both sides are detected", min=0.2, max=0.6)
 
 
 @dataclass

@@ -1,20 +1,22 @@
 """The frame loop, in threads: capture -> detect (keyframes) + track -> redact -> store.
 
-Capture (source read, GPS and UTC stamp) feeds a delay line of raw frames. A detect
-thread runs the guarded detectors on keyframes (every `detect_every`-th frame; a live
-source as often as the detectors keep up) and feeds a `BoxTracker`. The redact thread
-(the caller's) takes frames from the head of the line once a keyframe at or after them
-is done, so each detection also covers the frames before it; the tracker gives their
-boxes, the redactor hides them, and a store thread encodes. Only redacted frames
-reach the store queue.
+Capture (source read, GPS and UTC stamp, scene-cut check on a grey thumbnail) feeds a
+delay line of raw frames. A detect thread runs the guarded detectors on keyframes and
+feeds a `BoxTracker`: the first frame, both sides of every scene cut, then every
+`detect_every`-th frame (a live source as often as the detectors keep up, at most that
+often). The redact thread (the caller's) takes the head of the line only once a keyframe
+at or after it is done, so every frame is covered from both of its bracketing keyframes
+(see edge.detect.tracking for the cover and the gap bound); the redactor hides the boxes
+and a store thread encodes. Only redacted frames reach the store queue.
 
 Drop policies, each counted:
 - file source: nothing is dropped; capture waits for room (offline work, exact cadence);
-- live source: capture never waits. A frame arriving to a full line is dropped before
-  it is redacted or stored (`dropped_overload`); a frame at the head of a line longer
-  than `delay_frames` is released with the tracker's prediction, or blurred whole when
-  its newest detection is older than `max_stale_frames` (`stale_frames`).
-A failed keyframe fails the frames it brackets closed. An optional governor (edge.thermal)
+- live source: capture never waits. A frame arriving to a line already holding
+  `delay_frames` frames is dropped before it is redacted or stored (`dropped_overload`);
+  a frame whose bracketing keyframes are too far apart, in frames or in time, is blurred
+  whole (`stale_frames`).
+A stop finishes with one last detection of the newest frame, so the frames already
+captured are bracketed too. A failed keyframe fails the frames it brackets closed. An optional governor (edge.thermal)
 lowers the cadence, or has every frame blurred whole, when the board runs hot. Whatever
 ends the loop (source end, stop request, an error in any stage), the sink is closed so
 the segment being written is finished, not lost, and the first error is raised again.
@@ -30,9 +32,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Protocol
 
+import numpy as np
+
 from edge.camera import FrameSource
 from edge.config import TrackConfig
 from edge.detect.guard import DetectionFailure, GuardedDetector
+from edge.detect.scenecut import SceneCutDetector, thumbnail
 from edge.detect.tracking import BoxTracker
 from edge.redact import Redactor
 from edge.types import Detections, Frame, RedactedFrame
@@ -40,8 +45,6 @@ from edge.types import Detections, Frame, RedactedFrame
 log = logging.getLogger(__name__)
 
 STAGES = ("capture", "detect", "redact", "store")
-# A live line holds at most this many frames beyond `delay_frames` before new frames are dropped.
-_LIVE_SLACK_FRAMES = 8
 _POLL_S = 0.05  # how often waiting threads look at the stop event
 _JOIN_TIMEOUT_S = 2.0  # beyond the detector's own deadline, for stages to finish after a stop
 
@@ -142,7 +145,8 @@ class RunStats:
     detector_failures: int = 0
     paused_in_zone: int = 0
     dropped_overload: int = 0
-    stale_frames: int = 0
+    stale_frames: int = 0  # blurred whole: bracketing keyframes too far apart, missing, or across a cut
+    scene_cuts: int = 0
     heat_blurred: int = 0
     seconds: float = 0.0
     stage_seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
@@ -195,6 +199,8 @@ class _DelayLine:
         self.failed = False  # a stage raised: every stage stops, nothing more is stored
         self.detected_upto = -1  # newest keyframe applied to the tracker
         self.next_due = 0  # the next keyframe is the first frame at or after this index
+        self.forced: set[int] = set()  # keyframes a scene cut demands, whatever the cadence
+        self.final_detection = False  # after a stop: the newest frame was sent for one last detection
 
 
 class Pipeline:
@@ -217,6 +223,7 @@ class Pipeline:
         self._on_frame_stored = on_frame_stored  # a liveness heartbeat (systemd watchdog); must be cheap
         self._governor = governor
         self._line = _DelayLine()
+        self._cuts = SceneCutDetector(self._tracking.scene_cut_threshold)
         self._errors: list[BaseException] = []
         self._overload_forwarded = 0
 
@@ -284,29 +291,43 @@ class Pipeline:
                 if self._stamper is not None and not self._stamper.stamp(frame):
                     stats.paused_in_zone += 1  # inside a privacy zone with pausing on: never stored
                     continue
+                thumb = thumbnail(frame.image_bgr)
                 with line.cond:
-                    self._admit(frame, stats)
+                    self._admit(frame, thumb, stats)
         finally:
             with line.cond:
                 line.capture_done = True
                 line.cond.notify_all()
 
-    def _admit(self, frame: Frame, stats: RunStats) -> None:
+    def _admit(self, frame: Frame, thumb: np.ndarray, stats: RunStats) -> None:
         """Append to the line (lock held): a live source drops when full, a file waits for room."""
         line = self._line
         if self._live:
-            if len(line.frames) >= self._tracking.delay_frames + _LIVE_SLACK_FRAMES:
+            if len(line.frames) >= self._tracking.delay_frames:
                 stats.dropped_overload += 1  # never redacted, never stored
                 return
         else:
             # Room for the frames up to the next keyframe plus the one after, so detection overlaps redaction.
-            capacity = 2 * self._detect_every() + 2
-            while len(line.frames) >= capacity:
+            while len(line.frames) >= self._file_capacity():
                 if self._stop.is_set() or line.failed:
                     return
                 line.cond.wait(_POLL_S)
+        if self._cuts.is_cut(thumb):  # only kept frames are compared, so a cut on a dropped one still shows
+            self._note_cut(frame.index, stats)
         line.frames.append(frame)
         line.cond.notify_all()
+
+    def _file_capacity(self) -> int:
+        return 2 * self._detect_every() + 2
+
+    def _note_cut(self, first_frame: int, stats: RunStats) -> None:
+        """A scene starts at `first_frame` (lock held): detect both sides of the cut, carry nothing across."""
+        line = self._line
+        stats.scene_cuts += 1
+        self._tracker.note_cut(first_frame)
+        line.forced.add(first_frame)
+        if line.frames and line.frames[-1].index > line.detected_upto:
+            line.forced.add(line.frames[-1].index)  # the old scene's last frame, so its frames are bracketed
 
     # ---- detect -------------------------------------------------------------------------------------------
 
@@ -319,6 +340,7 @@ class Pipeline:
                     if frame is None:
                         return
                     image, index = frame.image_bgr.copy(), frame.index  # redaction may overwrite the original
+                    t_ns = frame.timeline_ns
                 started = time.perf_counter()
                 verdict = self._detector.detect(image)
                 elapsed = time.perf_counter() - started
@@ -330,9 +352,10 @@ class Pipeline:
                 if self._on_detections is not None:
                     self._on_detections(index, verdict)
                 with line.cond:
-                    self._tracker.update(index, verdict)
+                    self._tracker.update(index, verdict, t_ns)
                     line.detected_upto = index
                     line.next_due = index + self._detect_every()
+                    line.forced = {i for i in line.forced if i > index}
                     line.cond.notify_all()
         finally:
             with line.cond:
@@ -340,19 +363,31 @@ class Pipeline:
                 line.cond.notify_all()
 
     def _detect_every(self) -> int:
-        return self._governor.detect_every() if self._governor is not None else self._tracking.detect_every
+        every = self._governor.detect_every() if self._governor is not None else self._tracking.detect_every
+        return min(every, self._tracking.max_gap_frames)  # a slower cadence would only blur every frame whole
 
     def _wait_for_keyframe(self) -> Frame | None:
         """The next frame to detect (lock held), or None when detection is over."""
         line = self._line
-        while not (self._stop.is_set() or line.failed):
-            due = [frame for frame in line.frames if frame.index >= line.next_due]
+        while not line.failed:
+            waiting = [frame for frame in line.frames if frame.index > line.detected_upto]
+            forced = [frame for frame in waiting if frame.index in line.forced or line.detected_upto < 0]
+            if forced:
+                return forced[0]  # the first frame, and both sides of a cut, in order
+            if self._stop.is_set():
+                # One last detection of the newest frame, so the frames already captured are bracketed.
+                if line.final_detection or not waiting:
+                    return None
+                line.final_detection = True
+                return waiting[-1]
+            due = [frame for frame in waiting if frame.index >= line.next_due]
             if due:
                 return due[-1] if self._live else due[0]  # live: the newest, to keep up
+            if waiting and (line.capture_done or (self._live and len(line.frames) >= self._tracking.delay_frames)):
+                # The frames after the last keyframe (or a full live line) get one more detection.
+                return waiting[-1]
             if line.capture_done:
-                last = line.frames[-1] if line.frames else None
-                # The frames after the last keyframe get one more detection, so they too are covered from both sides.
-                return last if last is not None and last.index > line.detected_upto else None
+                return None
             line.cond.wait(_POLL_S)
         return None
 
@@ -396,9 +431,8 @@ class Pipeline:
         line = self._line
         if not line.frames:
             return False
-        if line.frames[0].index <= line.detected_upto or line.detect_done:
-            return True
-        return self._live and len(line.frames) > self._tracking.delay_frames
+        # Only once a keyframe at or after it is in: a frame is never released on a guess of the future.
+        return line.frames[0].index <= line.detected_upto or line.detect_done
 
     def _store(self, frame: Frame, plan: Detections | DetectionFailure, stats: RunStats,
                sink: BackgroundSink) -> None:

@@ -101,7 +101,7 @@ class Redactor:
         if isinstance(verdict, Detections):
             try:
                 self._hide_regions(image, verdict)
-                counts = RedactionCounts(faces=verdict.count(Label.FACE), plates=verdict.count(Label.PLATE))
+                counts = RedactionCounts(faces=verdict.objects(Label.FACE), plates=verdict.objects(Label.PLATE))
                 return self._seal(frame, counts, verdict)
             except (cv2.error, ValueError, IndexError) as exc:
                 log.error("redaction of frame %d failed (%s); hiding the whole frame", frame.index, exc)

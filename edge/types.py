@@ -22,19 +22,27 @@ class Label(enum.IntEnum):
 
 @dataclass(frozen=True)
 class Detections:
-    """Boxes in pixel `xyxy` of the frame they were found in; empty arrays mean nothing found."""
+    """Boxes in pixel `xyxy` of the frame they were found in; empty arrays mean nothing found.
+
+    `track_id` says which tracked object each box belongs to (the tracker's cover can hold
+    several boxes for one object); -1 is a box of its own. None gives all -1.
+    """
 
     xyxy: np.ndarray
     score: np.ndarray
     label: np.ndarray
+    track_id: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         xyxy = np.asarray(self.xyxy, dtype=np.float32).reshape(-1, 4)
         score = np.asarray(self.score, dtype=np.float32).reshape(-1)
         label = np.asarray(self.label, dtype=np.int64).reshape(-1)
-        if not (len(xyxy) == len(score) == len(label)):
+        track_id = (np.full(len(xyxy), -1, np.int64) if self.track_id is None
+                    else np.asarray(self.track_id, dtype=np.int64).reshape(-1))
+        if not (len(xyxy) == len(score) == len(label) == len(track_id)):
             raise ValueError(
-                f"Detections fields differ in length: xyxy {len(xyxy)}, score {len(score)}, label {len(label)}"
+                f"Detections fields differ in length: xyxy {len(xyxy)}, score {len(score)}, label {len(label)}, "
+                f"track_id {len(track_id)}"
             )
         if not np.isfinite(xyxy).all() or not np.isfinite(score).all():
             raise ValueError("Detections contain NaN or infinite values")
@@ -46,6 +54,7 @@ class Detections:
         object.__setattr__(self, "xyxy", xyxy)
         object.__setattr__(self, "score", score)
         object.__setattr__(self, "label", label)
+        object.__setattr__(self, "track_id", track_id)
 
     @classmethod
     def empty(cls) -> Detections:
@@ -56,10 +65,17 @@ class Detections:
 
     def __getitem__(self, mask: np.ndarray) -> Detections:
         """Select rows with a boolean mask or an index array."""
-        return Detections(self.xyxy[mask], self.score[mask], self.label[mask])
+        return Detections(self.xyxy[mask], self.score[mask], self.label[mask], self.track_id[mask])
 
     def count(self, label: Label) -> int:
+        """Boxes of a label."""
         return int((self.label == int(label)).sum())
+
+    def objects(self, label: Label) -> int:
+        """Objects of a label: boxes of one tracked object count once."""
+        of_label = self.label == int(label)
+        ids = self.track_id[of_label]
+        return int((ids < 0).sum()) + len(np.unique(ids[ids >= 0]))
 
     @staticmethod
     def merge(parts: list[Detections]) -> Detections:
@@ -69,6 +85,7 @@ class Detections:
             np.concatenate([p.xyxy for p in parts]),
             np.concatenate([p.score for p in parts]),
             np.concatenate([p.label for p in parts]),
+            np.concatenate([p.track_id for p in parts]),
         )
 
 
@@ -96,13 +113,23 @@ class GpsFix:
 
 @dataclass
 class Frame:
-    """One captured image, unredacted: it must never leave the process before `redact()`."""
+    """One captured image, unredacted: it must never leave the process before `redact()`.
+
+    `t_media_ns` is the frame's time on its source's own timeline: for a video file the
+    decoded timestamp, for a camera None (then capture time, `t_mono_ns`, is the timeline).
+    Stored timestamps and the tracker's gap bound are measured on `timeline_ns`.
+    """
 
     image_bgr: np.ndarray
     index: int
     t_mono_ns: int
     t_utc: dt.datetime
     fix: GpsFix | None = None
+    t_media_ns: int | None = None
+
+    @property
+    def timeline_ns(self) -> int:
+        return self.t_mono_ns if self.t_media_ns is None else self.t_media_ns
 
 
 _REDACT_TOKEN = object()

@@ -1,17 +1,28 @@
-"""Boxes for the frames the detectors did not see: IoU tracks between keyframes.
+"""Boxes for the frames the detectors did not see: the temporal cover between keyframes.
 
-The pipeline detects on keyframes only. Each keyframe's detections are matched to the
-live tracks (greedy, per label, against the tracks' constant-velocity predictions: by
-IoU, or by a short centre jump for objects that moved more than their size);
-what matches extends a track, the rest start new ones. A frame between two keyframes
-gets every track's box there: interpolated when the track was seen on both sides,
-carried forwards (a track that was lost keeps its mask `hold_frames` frames) or
-backwards (a track first seen on the later keyframe also covers the frames just before
-it, which the pipeline's delay line still holds). Every carried box grows with its
-distance from the nearest observation, since its position is a guess.
+The pipeline detects on keyframes only. For a frame f between two keyframes a < f < b
+of the same scene (its *bracket*), the cover is the union of:
 
-A frame bracketed by a failed keyframe, or whose newest detection is older than
-`max_stale_frames`, gets a `DetectionFailure`, so the redactor hides it whole.
+1. every box detected at a, carried forward: grown by `growth_per_frame` per frame of
+   distance from a (and, for a track moving at a known velocity, also its predicted box);
+2. every box detected at b, carried backward, grown the same way;
+3. for every track matched at both ends (or across a keyframe that missed it, within
+   `hold_frames`), the box interpolated between its observations, grown;
+4. tracks lost on an earlier keyframe, carried on up to `hold_frames` from where last seen.
+
+Matching (greedy, per label, by IoU against a constant-velocity prediction, or by a short
+centre jump for objects that move more than their size) only ever adds boxes (3, 4): it
+never removes 1 or 2, so a wrong match cannot move cover away from an object, and no
+object detected at a or b leaves the cover because a count ran out.
+
+A frame is failed closed (`DetectionFailure`, the redactor hides it whole) when its
+bracket is not fully known or not trustworthy: a bracketing keyframe failed, there is no
+keyframe before it or none after it, the two are more than `max_gap_frames` frames or
+`max_gap_ms` apart on the source's timeline, or a scene cut lies between them. Scene cuts
+(`note_cut`) split the keyframes into scenes; tracks never match across a cut.
+
+The plan for frame f uses only keyframes up to b, so offline output does not depend on
+how far detection ran ahead.
 """
 from __future__ import annotations
 
@@ -31,8 +42,10 @@ _MAX_OBSERVATIONS = 32
 
 @dataclass
 class Track:
+    id: int
     label: int
     score: float
+    scene: int
     frames: list[int] = field(default_factory=list)  # keyframes that saw it, ascending
     boxes: list[np.ndarray] = field(default_factory=list)  # xyxy float64 per observation
 
@@ -65,12 +78,32 @@ class Track:
         return self.boxes[last] + self.velocity(self.frames[last]) * gap
 
 
+@dataclass
+class _Keyframe:
+    index: int
+    t_ns: int
+    scene: int
+    found: Detections | None  # None: detection failed; else its boxes, tagged with the track each joined
+
+
 def _centre(xyxy: np.ndarray) -> np.ndarray:
     return (xyxy[:2] + xyxy[2:]) / 2
 
 
 def _centres(xyxy: np.ndarray) -> np.ndarray:
     return (xyxy[:, :2] + xyxy[:, 2:]) / 2
+
+
+def _without_contained(cover: Detections) -> Detections:
+    """Drop boxes that lie inside another box of the same label: they hide nothing more."""
+    xyxy, keep = cover.xyxy, np.ones(len(cover), bool)
+    for i in range(len(cover)):
+        inside = ((xyxy[:, 0] <= xyxy[i, 0]) & (xyxy[:, 1] <= xyxy[i, 1]) & (xyxy[:, 2] >= xyxy[i, 2])
+                  & (xyxy[:, 3] >= xyxy[i, 3]) & (cover.label == cover.label[i]) & keep)
+        inside[i] = False
+        if inside.any():
+            keep[i] = False
+    return cover[keep]
 
 
 def grow(xyxy: np.ndarray, factor: float) -> np.ndarray:
@@ -80,31 +113,53 @@ def grow(xyxy: np.ndarray, factor: float) -> np.ndarray:
 
 
 class BoxTracker:
-    """Keyframe verdicts in, per-frame boxes out. Not thread-safe: the pipeline holds a lock."""
+    """Keyframe verdicts and scene cuts in, per-frame cover out. Not thread-safe: the pipeline holds a lock."""
 
     def __init__(self, config: TrackConfig) -> None:
         self._config = config
         self._tracks: list[Track] = []
-        self._keyframes: list[int] = []  # ascending
-        self._failed: set[int] = set()
+        self._keyframes: list[_Keyframe] = []  # ascending by index
+        self._cuts: list[int] = []  # ascending: each is the first frame of a new scene
+        self._cuts_forgotten = 0  # scene numbers stay absolute after old cuts are dropped
+        self._next_track_id = 0
 
-    @property
-    def newest_keyframe(self) -> int | None:
-        return self._keyframes[-1] if self._keyframes else None
+    # ---- input ---------------------------------------------------------------------------------------
 
-    def update(self, frame_index: int, verdict: Detections | DetectionFailure) -> None:
-        """Apply one keyframe's verdict; keyframes must arrive in ascending order."""
-        if self._keyframes and frame_index <= self._keyframes[-1]:
-            raise ValueError(f"keyframe {frame_index} arrived after keyframe {self._keyframes[-1]}")
-        self._keyframes.append(frame_index)
-        if isinstance(verdict, DetectionFailure):
-            self._failed.add(frame_index)
-            return
-        self._match(frame_index, verdict)
+    def note_cut(self, first_frame: int) -> None:
+        """A scene cut just before `first_frame`; cuts must arrive in ascending order, before its keyframes."""
+        if self._cuts and first_frame <= self._cuts[-1]:
+            raise ValueError(f"scene cut at {first_frame} arrived after the cut at {self._cuts[-1]}")
+        if self._keyframes and first_frame <= self._keyframes[-1].index:
+            raise ValueError(f"scene cut at {first_frame} arrived after keyframe {self._keyframes[-1].index}")
+        self._cuts.append(first_frame)
 
-    def _match(self, frame_index: int, found: Detections) -> None:
+    def scene_of(self, frame_index: int) -> int:
+        return self._cuts_forgotten + bisect.bisect_right(self._cuts, frame_index)
+
+    def update(self, frame_index: int, verdict: Detections | DetectionFailure, t_ns: int | None = None) -> None:
+        """Apply one keyframe's verdict; keyframes must arrive in ascending order.
+
+        `t_ns` is the keyframe's time on the source's timeline (for the gap bound in time);
+        None leaves only the bound in frames.
+        """
+        if self._keyframes and frame_index <= self._keyframes[-1].index:
+            raise ValueError(f"keyframe {frame_index} arrived after keyframe {self._keyframes[-1].index}")
+        found = verdict if isinstance(verdict, Detections) else None
+        scene = self.scene_of(frame_index)
+        previous = self._keyframes[-1].index if self._keyframes else None
+        if found is not None:
+            ids = self._match(frame_index, scene, found, previous)
+            found = Detections(found.xyxy, found.score, found.label, ids)
+        self._keyframes.append(_Keyframe(frame_index, -1 if t_ns is None else t_ns, scene, found))
+
+    def _match(self, frame_index: int, scene: int, found: Detections, previous: int | None) -> np.ndarray:
+        """Extend or start a track with each detection; the track id each one joined."""
+        ids = np.full(len(found), -1, np.int64)
         unmatched = set(range(len(found)))
-        live = [t for t in self._tracks if frame_index - t.last_seen <= self._config.hold_frames]
+        # A track may continue if seen on the previous keyframe (however far back: the gap bound
+        # decides whether frames between are trusted) or within `hold_frames`.
+        live = [t for t in self._tracks if t.scene == scene and
+                (t.last_seen == previous or frame_index - t.last_seen <= self._config.hold_frames)]
         for label in set(found.label.tolist()):
             rows = [i for i in unmatched if found.label[i] == label]
             tracks = [t for t in live if t.label == label]
@@ -119,18 +174,22 @@ class BoxTracker:
                 if rows[r] in unmatched and track.last_seen < frame_index:
                     track.observe(frame_index, found.xyxy[rows[r]], float(found.score[rows[r]]))
                     unmatched.discard(rows[r])
+                    ids[rows[r]] = track.id
         for i in sorted(unmatched):
-            track = Track(int(found.label[i]), float(found.score[i]))
+            track = Track(self._next_track_id, int(found.label[i]), float(found.score[i]), scene)
+            self._next_track_id += 1
             track.observe(frame_index, found.xyxy[i], float(found.score[i]))
             self._tracks.append(track)
+            ids[i] = track.id
+        return ids
 
     def _match_cost(self, detected: np.ndarray, tracks: list[Track], frame_index: int) -> np.ndarray:
         """Detections x tracks: overlapping pairs first (1 - IoU), then near ones (1 + jump); inf = no match.
 
-        IoU alone fails when an object moves more than its own size between keyframes; then the
-        old track would be held in place and the new one start ahead, leaving the path between
-        uncovered. So a pair that does not overlap still matches when the centre moved less than
-        `max_jump_per_frame` box sides per frame and the size changed less than 2x.
+        IoU alone fails when an object moves more than its own size between keyframes. So a pair
+        that does not overlap still matches when the centre moved less than `max_jump_per_frame`
+        box sides per frame and the size changed less than 2x. A match only adds interpolated
+        cover; the carried boxes of both keyframes stay, so a wrong match costs blur, not privacy.
         """
         predicted = np.stack([t.predict(frame_index) for t in tracks])
         gaps = np.array([frame_index - t.last_seen for t in tracks], dtype=np.float64)
@@ -144,57 +203,110 @@ class BoxTracker:
         near = (jump <= self._config.max_jump_per_frame * gaps[None]) & (ratio > 0.5) & (ratio < 2.0)
         return np.where(iou >= self._config.match_iou, 1 - iou, np.where(near, 1 + jump, np.inf))
 
+    # ---- output --------------------------------------------------------------------------------------
+
     def plan(self, frame_index: int) -> Detections | DetectionFailure:
         """What to hide in frame `frame_index`, from the keyframes applied so far."""
-        at = bisect.bisect_right(self._keyframes, frame_index)
-        before = self._keyframes[at - 1] if at > 0 else None
-        after = self._keyframes[at] if at < len(self._keyframes) else None
-        if before == frame_index:
-            after = frame_index
-        if before is None and after is None:
-            return DetectionFailure("no detection has finished yet")
-        for keyframe in (before, after):
-            if keyframe in self._failed:
-                return DetectionFailure(f"detection failed on keyframe {keyframe}")
-        if after is None and frame_index - before > self._config.max_stale_frames:
-            return DetectionFailure(f"newest detection is {frame_index - before} frames old", stale=True)
-        # Only keyframes up to `after` count, so the plan does not depend on how far detection ran ahead.
-        latest = after if after is not None else before
-        rows = [(box, t) for t in self._tracks if (box := self._box_at(t, frame_index, latest)) is not None]
-        if not rows:
+        bracket = self._bracket(frame_index)
+        if isinstance(bracket, DetectionFailure):
+            return bracket
+        boxes, scores, labels, ids = self._cover(frame_index, *bracket)
+        if not boxes:
             return Detections.empty()
-        return Detections(np.stack([box for box, _ in rows]), [t.score for _, t in rows],
-                          [t.label for _, t in rows])
+        return _without_contained(Detections(np.stack(boxes), scores, labels, ids))
 
-    def _box_at(self, track: Track, frame_index: int, latest: int) -> np.ndarray | None:
-        growth, hold = self._config.growth_per_frame, self._config.hold_frames
-        seen = bisect.bisect_right(track.frames, latest)  # observations in view
+    def _bracket(self, frame_index: int) -> tuple[_Keyframe, _Keyframe] | DetectionFailure:
+        """The keyframes at or before and at or after a frame, if both are known and trusted."""
+        indices = [k.index for k in self._keyframes]
+        at = bisect.bisect_right(indices, frame_index)
+        before = self._keyframes[at - 1] if at > 0 else None
+        if before is not None and before.index == frame_index:
+            after: _Keyframe | None = before
+        else:
+            after = self._keyframes[at] if at < len(self._keyframes) else None
+        if before is None or after is None:
+            side = "before" if before is None else "after"
+            return DetectionFailure(f"no detection {side} frame {frame_index}", stale=True)
+        for keyframe in (before, after):
+            if keyframe.found is None:
+                return DetectionFailure(f"detection failed on keyframe {keyframe.index}")
+        if before.scene != after.scene:
+            return DetectionFailure(f"a scene cut between keyframes {before.index} and {after.index} "
+                                    "had no keyframe on its side", stale=True)
+        return self._check_gap(before, after) or (before, after)
+
+    def _check_gap(self, before: _Keyframe, after: _Keyframe) -> DetectionFailure | None:
+        frames = after.index - before.index
+        if frames > self._config.max_gap_frames:
+            return DetectionFailure(f"detections {frames} frames apart (bound {self._config.max_gap_frames})",
+                                    stale=True)
+        if before.t_ns >= 0 and after.t_ns >= 0:
+            gap_ms = (after.t_ns - before.t_ns) / 1e6
+            if gap_ms > self._config.max_gap_ms:
+                return DetectionFailure(f"detections {gap_ms:.0f} ms apart (bound {self._config.max_gap_ms:.0f})",
+                                        stale=True)
+        return None
+
+    def _cover(self, frame_index: int, before: _Keyframe, after: _Keyframe
+               ) -> tuple[list[np.ndarray], list[float], list[int], list[int]]:
+        growth = self._config.growth_per_frame
+        boxes: list[np.ndarray] = []
+        scores: list[float] = []
+        labels: list[int] = []
+        ids: list[int] = []
+
+        def add(box: np.ndarray, distance: int, score: float, label: int, track_id: int) -> None:
+            boxes.append(grow(box, 1 + growth * distance))
+            scores.append(score)
+            labels.append(label)
+            ids.append(track_id)
+
+        for keyframe in {before.index: before, after.index: after}.values():  # rules 1 and 2, carried
+            found = keyframe.found
+            assert found is not None  # _bracket refused failed keyframes
+            distance = abs(frame_index - keyframe.index)
+            for box, score, label, track_id in zip(found.xyxy.astype(np.float64), found.score, found.label,
+                                                   found.track_id):
+                add(box, distance, float(score), int(label), int(track_id))
+        for track in self._tracks:  # rules 3 and 4: what matching adds
+            if track.scene == before.scene:
+                extra = self._track_extra(track, frame_index, before.index, after.index)
+                if extra is not None:
+                    add(extra[0], extra[1], track.score, track.label, track.id)
+        return boxes, scores, labels, ids
+
+    def _track_extra(self, track: Track, frame_index: int, before: int, after: int
+                     ) -> tuple[np.ndarray, int] | None:
+        """A track's predicted or interpolated box at a frame, and its distance from an observation."""
+        seen = bisect.bisect_right(track.frames, after)  # only observations up to the bracket count
         if seen == 0:
-            return None  # first seen after the keyframes this frame depends on
+            return None
         frames, boxes = track.frames[:seen], track.boxes[:seen]
         at = bisect.bisect_left(frames, frame_index)
-        if at < seen and frames[at] == frame_index:
-            return boxes[at]
-        if 0 < at < seen:  # seen on both sides: interpolate
+        if 0 < at < seen:  # observed on both sides: interpolate (across a missed keyframe too)
             f0, f1 = frames[at - 1], frames[at]
-            weight = (frame_index - f0) / (f1 - f0)
-            box = boxes[at - 1] * (1 - weight) + boxes[at] * weight
-            return grow(box, 1 + growth * min(frame_index - f0, f1 - frame_index))
-        if at == 0:  # first seen just after: cover the frames before it too
-            gap = frames[0] - frame_index
-            if gap > hold:
+            if f1 - f0 > max(after - before, self._config.hold_frames):
                 return None
-            return grow(boxes[0] - track.velocity(frames[0]) * gap, 1 + growth * gap)
-        gap = frame_index - frames[-1]  # seen only before: carry forwards
-        if frames[-1] < latest and gap > hold:
-            return None  # lost on a later keyframe and held long enough
-        return grow(track.predict(frame_index), 1 + growth * gap)
+            weight = (frame_index - f0) / (f1 - f0)
+            return boxes[at - 1] * (1 - weight) + boxes[at] * weight, min(frame_index - f0, f1 - frame_index)
+        if at == seen and at > 0:  # observed only before: carry on with its velocity
+            gap = frame_index - frames[-1]
+            if frames[-1] < before and gap > self._config.hold_frames:
+                return None  # missed on a keyframe since, and held long enough
+            if frames[-1] == before and not track.velocity(before).any():
+                return None  # rule 1 already carries the same box
+            return track.predict(frame_index), gap
+        return None  # first observed at `after`: rule 2 already carries it back
 
     def forget_before(self, frame_index: int) -> None:
-        """Drop tracks and keyframes that no frame at or after `frame_index` can need."""
-        horizon = frame_index - self._config.hold_frames
-        self._tracks = [t for t in self._tracks if t.last_seen >= horizon]
-        keep_from = max(0, bisect.bisect_right(self._keyframes, frame_index) - 1)
-        dropped = self._keyframes[:keep_from]
+        """Drop tracks, keyframes and cuts that no frame at or after `frame_index` can need."""
+        indices = [k.index for k in self._keyframes]
+        keep_from = max(0, bisect.bisect_right(indices, frame_index) - 1)
         self._keyframes = self._keyframes[keep_from:]
-        self._failed.difference_update(dropped)
+        oldest = self._keyframes[0].index if self._keyframes else frame_index
+        horizon = min(oldest, frame_index - self._config.hold_frames)
+        self._tracks = [t for t in self._tracks if t.last_seen >= horizon]
+        # Keep the cut that starts the oldest kept keyframe's scene, and every later one.
+        drop = max(0, bisect.bisect_right(self._cuts, min(oldest, frame_index)) - 1)
+        del self._cuts[:drop]
+        self._cuts_forgotten += drop

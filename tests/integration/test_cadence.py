@@ -120,11 +120,17 @@ def test_a_detection_also_covers_the_frames_before_it(tmp_path):
         assert _patch_kept(frames[i], stored[i], where[i]) < 0.1, i
 
 
-def test_without_the_backward_cover_those_frames_would_leak(tmp_path):
-    """Guards the test above: with no hold, frames 5-7 keep their detail, so the measure sees it."""
+class FindsNothing(PatchFinder):
+    def detect(self, image_bgr: np.ndarray) -> Detections:
+        self.calls += 1
+        return Detections.empty()
+
+
+def test_without_a_detection_those_frames_would_leak(tmp_path):
+    """Guards the test above: when nothing is found, frames 5-7 keep their detail, so the measure sees it."""
     frames, where = moving_patch_frames(12, first=5, step=2)
     clip = write_clip(tmp_path / "appears.mp4", frames, fps=30)
-    _stats, segments = _run(clip, tmp_path / "rec", PatchFinder(), TrackConfig(detect_every=4, hold_frames=0))
+    _stats, segments = _run(clip, tmp_path / "rec", FindsNothing(), TrackConfig(detect_every=4, hold_frames=0))
     stored = read_all_frames(segments[0].video_path)
     assert min(_patch_kept(frames[i], stored[i], where[i]) for i in (5, 6, 7)) > 0.5
 
@@ -132,7 +138,7 @@ def test_without_the_backward_cover_those_frames_would_leak(tmp_path):
 def test_live_capture_drops_instead_of_waiting_for_a_slow_card_and_stores_nothing_raw(tmp_path):
     frames, where = moving_patch_frames(45, first=0, step=2)
     clip = write_clip(tmp_path / "live.mp4", frames, fps=30)
-    stats, segments = _run(clip, tmp_path / "rec", PatchFinder(), TrackConfig(delay_frames=2), live=True,
+    stats, segments = _run(clip, tmp_path / "rec", PatchFinder(), TrackConfig(delay_frames=4), live=True,
                            sink_delay_s=0.1)
     stored = read_all_frames(segments[0].video_path)
     assert stats.dropped_overload > 0
@@ -144,12 +150,13 @@ def test_live_capture_drops_instead_of_waiting_for_a_slow_card_and_stores_nothin
                    if np.abs(image.astype(int) - frames[i]).mean() < 8)
 
 
-def test_live_frames_far_behind_a_slow_detector_are_blurred_whole(tmp_path):
+def test_live_frames_between_detections_too_far_apart_are_blurred_whole(tmp_path):
     frames, _where = moving_patch_frames(30, first=0, step=2)
     clip = write_clip(tmp_path / "live.mp4", frames, fps=30)
     stats, segments = _run(clip, tmp_path / "rec", PatchFinder(delay_s=0.4),
-                           TrackConfig(delay_frames=2, max_stale_frames=4), live=True)
+                           TrackConfig(delay_frames=8, max_gap_ms=300.0), live=True)
     stored = read_all_frames(segments[0].video_path)
+    assert stats.dropped_overload > 0  # capture never waits for the slow detector
     assert stats.stale_frames > 0 and stats.whole_frame_redacted >= stats.stale_frames
     assert len(stored) == stats.frames_stored
     for image, original in zip(stored, frames):
@@ -259,3 +266,40 @@ def test_the_hottest_level_blurs_every_stored_frame_whole(tmp_path):
     assert stats.heat_blurred == stats.frames_stored == len(stored) > 0
     for image, original in zip(stored, frames):
         assert retained_detail(original[150:230, 220:300], image[150:230, 220:300]) < 0.1
+
+
+def test_a_scene_cut_is_detected_on_both_sides_and_nothing_is_carried_across(tmp_path):
+    """Scene A (patch on the left) cuts to scene B (patch on the right) at frame 10; cadence 10.
+
+    That nothing is carried across the cut is shown box by box in tests/unit/test_tracking.py.
+    """
+    frames, where = [], []
+    ramp = np.linspace(60, 200, 320)[None, :, None]  # smooth backgrounds: no detail for the finder
+    scene_a = np.broadcast_to(ramp, (240, 320, 3)).astype(np.uint8)
+    scene_b = np.ascontiguousarray(scene_a[:, ::-1])  # the same ramp the other way: another view
+    for i in range(25):
+        image = (scene_a if i < 10 else scene_b).copy()
+        x = 20 if i < 10 else 240
+        image[100:100 + SIDE, x:x + SIDE] = checkerboard(SIDE, SIDE)
+        frames.append(image)
+        where.append((x, 100))
+    clip = write_clip(tmp_path / "cut.mp4", frames, fps=30)
+
+    class Remembers(PatchFinder):
+        def __init__(self) -> None:
+            super().__init__()
+            self.shown: list[tuple[int, int]] = []
+
+        def detect(self, image_bgr):
+            found = super().detect(image_bgr)
+            self.shown.append(tuple(int(v) for v in found.xyxy[0, :2]))
+            return found
+
+    detector = Remembers()
+    stats, segments = _run(clip, tmp_path / "rec", detector, TrackConfig(detect_every=10))
+    stored = read_all_frames(segments[0].video_path)
+    assert stats.scene_cuts == 1
+    # Keyframes 0, 9 (the old scene's last frame), 10 (the new scene's first), 20, 24.
+    assert ["A" if x < 160 else "B" for x, _y in detector.shown] == ["A", "A", "B", "B", "B"]
+    assert stats.whole_frame_redacted == 0
+    assert max(_patch_kept(frames[i], stored[i], where[i]) for i in range(25)) < 0.1
