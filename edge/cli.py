@@ -32,7 +32,7 @@ from edge.camera.opencv import VideoFileSource, stamp
 from edge.camera.reconnect import ReconnectingSource
 from edge.config import Config, GpsConfig, describe_defaults, load_config
 from edge.detect.face import StrideFaceDetector
-from edge.detect.factory import build_detectors, model_ids
+from edge.detect.factory import build_detectors, guarded, model_ids
 from edge.detect.guard import DetectionFailure, GuardedDetector
 from edge.doctor import FAIL, DoctorOptions, run_doctor
 from edge.errors import SourceError, StorageError, UserError
@@ -52,10 +52,9 @@ from edge.record.index import TripsIndex
 from edge.record.lease import LOCK_SIGNAL, running_recorder, signal_lock
 from edge.record.segments import LoopOptions, SegmentRecorder
 from edge.record.store import RecordingsFolder
-from edge.redact import Redactor
+from edge.redact import RedactedFrame, Redactor
 from edge.service import Watchdog, notify
 from edge.thermal import HeatGovernor, ThermalPolicy
-from edge.types import RedactedFrame
 from edge.wipe import plan_wipe, wipe
 
 log = logging.getLogger("edge.cli")
@@ -164,9 +163,9 @@ def _install_stop_handlers() -> threading.Event:
     return stop
 
 
-def _detector_and_redactor(config: Config) -> tuple[GuardedDetector, Redactor]:
-    detectors = build_detectors(config.detect)
-    return GuardedDetector(detectors, config.detect.timeout_ms / 1000), Redactor(config.redact)
+def _detector_and_redactor(config: Config, live: bool) -> tuple[GuardedDetector, Redactor]:
+    """Live sources get the live detector deadline; files only the one for a hung model."""
+    return guarded(build_detectors(config.detect), config.detect, live), Redactor(config.redact)
 
 
 def _encoder_settings(config: Config) -> EncoderSettings:
@@ -180,7 +179,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.fast:
         config.source.realtime = False
     directory = args.recordings or Path(config.record.directory)
-    detector, redactor = _detector_and_redactor(config)
+    detector, redactor = _detector_and_redactor(config, live=_is_live(config))
     stop = _install_stop_handlers()
     source = _open_camera(config, stop)
     location = _location_provider(config, source)
@@ -294,7 +293,7 @@ speed                  {stats.fps:.1f} fps ({stats.seconds:.1f} s)
 faces redacted         {stats.faces}
 plates redacted        {stats.plates}
 blurred for heat       {stats.heat_blurred} frames
-fail-closed frames     {stats.whole_frame_redacted} blurred whole, {stats.dropped} dropped ({stats.detector_failures} detector failures, {stats.stale_frames} outside the gap bound)
+fail-closed frames     {stats.whole_frame_redacted} blurred whole, {stats.dropped} dropped ({stats.detector_failures} detector failures, {stats.detector_timeouts} of them timeouts, {stats.stale_frames} outside the gap bound)
 dropped by overload    {stats.dropped_overload} frames (never stored)
 paused in privacy zone {stats.paused_in_zone} frames
 ms per frame           {stages}
@@ -561,7 +560,7 @@ class _SingleFileSink:
 def cmd_anonymize(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     jobs = _collect_jobs(args.inputs, args.output)
-    detector, redactor = _detector_and_redactor(config)
+    detector, redactor = _detector_and_redactor(config, live=False)
     stop = _install_stop_handlers()
     total = RunStats()
     failures = 0
@@ -582,9 +581,10 @@ def cmd_anonymize(args: argparse.Namespace) -> int:
                   f"{stats.fps:.1f} fps")
     finally:
         detector.close()
+    timeouts = f" ({total.detector_timeouts} detections timed out)" if total.detector_timeouts else ""
     print(f"\n{len(jobs) - failures} of {len(jobs)} inputs anonymized into {args.output}/: "
           f"{total.frames_stored} frames, {total.faces} faces, {total.plates} plates, "
-          f"{total.whole_frame_redacted} frames blurred whole, {total.dropped} dropped")
+          f"{total.whole_frame_redacted} frames blurred whole, {total.dropped} dropped{timeouts}")
     _write_stats(args.stats_json, total)
     return 2 if failures else 0
 
@@ -594,6 +594,7 @@ def _anonymize_image(job: _Job, detector: GuardedDetector, redactor: Redactor) -
     stats = RunStats(frames_captured=1)
     verdict = detector.detect(frame.image_bgr)
     stats.detector_failures = int(isinstance(verdict, DetectionFailure))
+    stats.detector_timeouts = int(isinstance(verdict, DetectionFailure) and verdict.timed_out)
     redacted = redactor.redact(frame, verdict)
     if redacted is None:
         stats.dropped = 1

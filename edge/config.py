@@ -74,6 +74,8 @@ class DetectConfig:
     providers: list[str] = _opt(["CPUExecutionProvider"], "onnxruntime execution providers, in order of preference")
     intra_op_threads: int = _opt(0, "threads per model inside onnxruntime (0 = onnxruntime decides)", min=0)
     timeout_ms: int = _opt(3000, "a detector slower than this on one frame counts as failed", min=1)
+    offline_timeout_ms: int = _opt(60000, "the same for files (anonymize, run --fast, bench), which have no live "
+                                          "deadline: only catches a hung model", min=1000, max=600000)
     models_dir: str = _opt("", "folder with the .onnx files (empty = the models shipped with dashcam)")
     faces: FaceDetectorConfig = _section(FaceDetectorConfig, "face detector")
     plates: PlateDetectorConfig = _section(PlateDetectorConfig, "licence-plate detector")

@@ -32,15 +32,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Protocol
 
+import cv2
 import numpy as np
 
 from edge.camera import FrameSource
 from edge.config import TrackConfig
 from edge.detect.guard import DetectionFailure, GuardedDetector
+from edge.detect.motion import MotionEstimator, small_grey
 from edge.detect.scenecut import SceneCutDetector, thumbnail
 from edge.detect.tracking import BoxTracker
-from edge.redact import Redactor
-from edge.types import Detections, Frame, RedactedFrame
+from edge.redact import RedactedFrame, Redactor
+from edge.types import Detections, Frame
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +145,7 @@ class RunStats:
     whole_frame_redacted: int = 0
     dropped: int = 0
     detector_failures: int = 0
+    detector_timeouts: int = 0  # of the failures: the deadline passed (detect.timeout_ms, offline_timeout_ms)
     paused_in_zone: int = 0
     dropped_overload: int = 0
     stale_frames: int = 0  # blurred whole: bracketing keyframes too far apart, missing, or across a cut
@@ -224,6 +227,8 @@ class Pipeline:
         self._governor = governor
         self._line = _DelayLine()
         self._cuts = SceneCutDetector(self._tracking.scene_cut_threshold)
+        self._motion = MotionEstimator()
+        self._previous_grey: np.ndarray | None = None  # the previous keyframe, small, for the camera's motion
         self._errors: list[BaseException] = []
         self._overload_forwarded = 0
 
@@ -349,10 +354,14 @@ class Pipeline:
                     self._governor.note_detection(elapsed)
                 stats.frames_detected += 1
                 stats.detector_failures += isinstance(verdict, DetectionFailure)
+                stats.detector_timeouts += isinstance(verdict, DetectionFailure) and verdict.timed_out
                 if self._on_detections is not None:
                     self._on_detections(index, verdict)
+                started = time.perf_counter()
+                motion = self._camera_motion(image)
+                stats.stage_seconds["detect"] += time.perf_counter() - started
                 with line.cond:
-                    self._tracker.update(index, verdict, t_ns)
+                    self._tracker.update(index, verdict, t_ns, motion)
                     line.detected_upto = index
                     line.next_due = index + self._detect_every()
                     line.forced = {i for i in line.forced if i > index}
@@ -361,6 +370,18 @@ class Pipeline:
             with line.cond:
                 line.detect_done = True
                 line.cond.notify_all()
+
+    def _camera_motion(self, image_bgr: np.ndarray) -> np.ndarray | None:
+        """The camera's motion since the previous keyframe, or None when it cannot be estimated."""
+        grey = small_grey(image_bgr)
+        previous, self._previous_grey = self._previous_grey, grey
+        if previous is None or previous.shape != grey.shape:
+            return None
+        try:
+            return self._motion.between(previous, grey, image_bgr.shape[1])
+        except cv2.error as exc:  # only an extra: the tracker's other rules still cover the frame
+            log.debug("camera motion not estimated: %s", exc)
+            return None
 
     def _detect_every(self) -> int:
         every = self._governor.detect_every() if self._governor is not None else self._tracking.detect_every
@@ -372,6 +393,9 @@ class Pipeline:
         while not line.failed:
             waiting = [frame for frame in line.frames if frame.index > line.detected_upto]
             forced = [frame for frame in waiting if frame.index in line.forced or line.detected_upto < 0]
+            if not self._live:  # a file: the first frame that is forced (a cut's side) or due, in order
+                forced = [frame for frame in waiting if frame.index in line.forced or frame.index >= line.next_due
+                          or line.detected_upto < 0][:1]
             if forced:
                 return forced[0]  # the first frame, and both sides of a cut, in order
             if self._stop.is_set():

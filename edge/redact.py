@@ -4,18 +4,26 @@ Given a frame and the detector verdict, hide every detected region (ellipses for
 faces, rectangles for plates, each grown by its class's mask scale). If detection failed, or hiding
 a region raises, the whole frame is blurred (or dropped, if configured) and that is
 recorded in the frame's counts. Pixels are changed in place, so the raw image does
-not outlive this call inside the frame either.
+not outlive this call inside the frame either, and the sealed image is made read-only.
+
+`RedactedFrame` lives here, not in `edge.types`, so that its seal never leaves this module:
+sinks that store or send pixels call `require_redacted()` and take nothing else.
 """
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import logging
+import typing
+import weakref
+from typing import NamedTuple, NoReturn
 
 import cv2
 import numpy as np
 
 from edge.config import RedactConfig
 from edge.detect.guard import DetectionFailure
-from edge.types import Detections, Frame, Label, RedactedFrame, RedactionCounts, redaction_token
+from edge.types import Detections, Frame, GpsFix, Label, RedactionCounts
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +34,146 @@ _MIN_SIGMA = 4.0
 # Whole-frame blur when detection failed: coarse enough that no face or plate survives.
 _SIGMA_PER_FRAME_SIDE = 1 / 30
 _PIXELATE_BLOCKS = 8
+
+
+class _Contents(NamedTuple):
+    """What one `RedactedFrame` holds; immutable, and reachable only through this module's mapping."""
+
+    image_bgr: np.ndarray
+    index: int
+    t_mono_ns: int
+    t_utc: dt.datetime
+    counts: RedactionCounts
+    fix: GpsFix | None
+    hidden: Detections  # boxes hidden, before mask growth
+    t_media_ns: int | None  # the source's own clock, as on `Frame`
+
+
+# The capability RedactedFrame's constructor demands. It never leaves this module.
+_SEAL = object()
+# Sealed frame -> its contents. Being a key here, not being of the type, is what makes a frame
+# redacted: an instance made by `object.__new__` or by assigning `__class__` has no entry.
+_SEALED: weakref.WeakKeyDictionary[RedactedFrame, _Contents] = weakref.WeakKeyDictionary()
+
+
+def _contents(frame: RedactedFrame) -> _Contents:
+    try:
+        return _SEALED[frame]
+    except KeyError:
+        raise TypeError("this RedactedFrame was not sealed by edge.redact") from None
+
+
+@typing.final
+class RedactedFrame:
+    """An image in which every detected region is hidden, or the whole image is.
+
+    Sinks that store or send pixels (the encoder, the image writer) accept only this type, through
+    `require_redacted()`; only `Redactor` makes one. It has no instance attributes: its fields are
+    read-only properties over an entry in a module-private mapping, and `image_bgr` and the
+    `hidden` arrays are read-only numpy arrays. Refused, with TypeError: construction without the
+    module's seal, subclassing, copy, deepcopy, pickling, `dataclasses.replace` and `copy.replace`.
+    Refused, with AttributeError: setting or deleting an attribute, `object.__setattr__` included
+    (properties without setters, no `__dict__`). Equality is identity.
+
+    This guards against mistakes, not against hostile code in the same process: such code can
+    import `_SEAL` or `_SEALED`, patch this class, set `writeable = True` again on an image that
+    owns its memory (numpy allows it; the sinks then refuse the frame, but the flag can be
+    cleared again), write through `image_bgr.base` when the sealed image is a view, or simply
+    call cv2.imwrite on a raw frame itself.
+    """
+
+    __slots__ = ("__weakref__",)
+
+    def __init__(self, seal: object, contents: _Contents) -> None:
+        if seal is not _SEAL:
+            raise TypeError("RedactedFrame can only be created by edge.redact.Redactor")
+        if self in _SEALED:
+            raise TypeError("a RedactedFrame is sealed once")
+        _SEALED[self] = contents
+
+    def __init_subclass__(cls, **kwargs: object) -> NoReturn:
+        raise TypeError("RedactedFrame cannot be subclassed: a subclass could carry raw pixels")
+
+    def __setattr__(self, name: str, value: object) -> NoReturn:
+        raise AttributeError(f"RedactedFrame is read-only: cannot set {name!r}")
+
+    def __delattr__(self, name: str) -> NoReturn:
+        raise AttributeError(f"RedactedFrame is read-only: cannot delete {name!r}")
+
+    def _refuse_copy(self, *args: object, **changes: object) -> NoReturn:
+        raise TypeError("a RedactedFrame cannot be copied, pickled or replaced: only edge.redact makes one")
+
+    # copy.copy, copy.deepcopy, pickle, and copy.replace (Python 3.13). dataclasses.replace already
+    # refuses anything that is not a dataclass.
+    __copy__ = __deepcopy__ = __reduce__ = __reduce_ex__ = __getstate__ = __replace__ = _refuse_copy
+
+    def __repr__(self) -> str:
+        contents = _SEALED.get(self)
+        if contents is None:
+            return "<RedactedFrame, not sealed>"
+        return f"<RedactedFrame {contents.index} t_mono_ns={contents.t_mono_ns} {contents.counts}>"
+
+    @property
+    def image_bgr(self) -> np.ndarray:
+        """The redacted image, H x W x 3 uint8, read-only."""
+        return _contents(self).image_bgr
+
+    @property
+    def index(self) -> int:
+        return _contents(self).index
+
+    @property
+    def t_mono_ns(self) -> int:
+        return _contents(self).t_mono_ns
+
+    @property
+    def t_utc(self) -> dt.datetime:
+        return _contents(self).t_utc
+
+    @property
+    def counts(self) -> RedactionCounts:
+        return _contents(self).counts
+
+    @property
+    def fix(self) -> GpsFix | None:
+        return _contents(self).fix
+
+    @property
+    def hidden(self) -> Detections:
+        """The boxes hidden, before mask growth; its arrays are read-only copies."""
+        return _contents(self).hidden
+
+    @property
+    def t_media_ns(self) -> int | None:
+        """The source's own clock, as on `Frame`."""
+        return _contents(self).t_media_ns
+
+    @property
+    def timeline_ns(self) -> int:
+        """When the frame was taken, on the clock stored files keep (see `Frame.timeline_ns`)."""
+        contents = _contents(self)
+        return contents.t_mono_ns if contents.t_media_ns is None else contents.t_media_ns
+
+
+def require_redacted(frame: object, sink: str) -> RedactedFrame:
+    """`frame`, if this module sealed it and its image is still read-only; TypeError otherwise.
+
+    Every sink that stores or sends pixels calls this before touching them. `sink` names the
+    caller in the message.
+    """
+    if type(frame) is not RedactedFrame:
+        raise TypeError(f"{sink} accepts RedactedFrame only, got {type(frame).__name__}")
+    if _contents(frame).image_bgr.flags.writeable:
+        raise TypeError(f"{sink} refuses a RedactedFrame whose image was made writable again")
+    return frame
+
+
+def _read_only_copy(detections: Detections) -> Detections:
+    """A copy whose arrays refuse writes; the caller's (the tracker's state) stay writable."""
+    frozen = Detections(**{f.name: np.array(getattr(detections, f.name)) for f in dataclasses.fields(detections)})
+    for f in dataclasses.fields(frozen):
+        getattr(frozen, f.name).flags.writeable = False
+    return frozen
 
 
 def grow_boxes(xyxy: np.ndarray, scale: float | np.ndarray, width: int | None, height: int | None) -> np.ndarray:
@@ -96,24 +244,29 @@ class Redactor:
         self._config = config
 
     def redact(self, frame: Frame, verdict: Detections | DetectionFailure) -> RedactedFrame | None:
-        """The redacted frame, or None when a failed frame is to be dropped."""
-        image = frame.image_bgr
+        """The redacted frame, or None when a failed frame is to be dropped.
+
+        The frame's own image is hidden in place and sealed read-only; a read-only image (a frame
+        redacted before) cannot be changed, so a copy of it is.
+        """
+        image = frame.image_bgr if frame.image_bgr.flags.writeable else frame.image_bgr.copy()
         if isinstance(verdict, Detections):
             try:
                 self._hide_regions(image, verdict)
                 counts = RedactionCounts(faces=verdict.objects(Label.FACE), plates=verdict.objects(Label.PLATE))
-                return self._seal(frame, counts, verdict)
+                return self._seal(frame, image, counts, _read_only_copy(verdict))
             except (cv2.error, ValueError, IndexError) as exc:
                 log.error("redaction of frame %d failed (%s); hiding the whole frame", frame.index, exc)
         if self._config.on_failure == "drop_frame":
             image.fill(0)  # nothing of it stays in memory either
             return None
         self._hide_whole(image)
-        return self._seal(frame, RedactionCounts(whole_frame=True))
+        return self._seal(frame, image, RedactionCounts(whole_frame=True), _read_only_copy(Detections.empty()))
 
-    def _seal(self, frame: Frame, counts: RedactionCounts, hidden: Detections | None = None) -> RedactedFrame:
-        return RedactedFrame(frame.image_bgr, frame.index, frame.t_mono_ns, frame.t_utc, counts, frame.fix,
-                             hidden if hidden is not None else Detections.empty(), _token=redaction_token())
+    def _seal(self, frame: Frame, image: np.ndarray, counts: RedactionCounts, hidden: Detections) -> RedactedFrame:
+        image.flags.writeable = False  # what was sealed stays as sealed: a write into it raises ValueError
+        return RedactedFrame(_SEAL, _Contents(image, frame.index, frame.t_mono_ns, frame.t_utc, counts, frame.fix,
+                                              hidden, frame.t_media_ns))
 
     def _hide_whole(self, image: np.ndarray) -> None:
         height, width = image.shape[:2]

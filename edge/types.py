@@ -1,14 +1,14 @@
 """Central value types that travel through the pipeline.
 
 `Detections` holds boxes as parallel numpy arrays and validates them on creation.
-`Frame` is a captured, unredacted image; `RedactedFrame` is what storage accepts,
-and only `edge.redact` creates one (the constructor demands a private token).
+`Frame` is a captured, unredacted image. What storage accepts, `RedactedFrame`, lives in
+`edge.redact` with the seal its constructor demands, so that nothing here can make one.
 """
 from __future__ import annotations
 
 import datetime as dt
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -132,9 +132,6 @@ class Frame:
         return self.t_mono_ns if self.t_media_ns is None else self.t_media_ns
 
 
-_REDACT_TOKEN = object()
-
-
 @dataclass(frozen=True)
 class RedactionCounts:
     """What `redact()` did to one frame."""
@@ -142,29 +139,3 @@ class RedactionCounts:
     faces: int = 0
     plates: int = 0
     whole_frame: bool = False
-
-
-@dataclass(frozen=True)
-class RedactedFrame:
-    """An image in which every detected region is blurred, or the whole image is.
-
-    Writers accept only this type. Build one through `edge.redact.redact`.
-    """
-
-    image_bgr: np.ndarray
-    index: int
-    t_mono_ns: int
-    t_utc: dt.datetime
-    counts: RedactionCounts
-    fix: GpsFix | None = None
-    hidden: Detections = field(default_factory=Detections.empty)  # boxes hidden, before mask growth
-    _token: object = field(default=None, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        if self._token is not _REDACT_TOKEN:
-            raise TypeError("RedactedFrame can only be created by edge.redact.redact()")
-
-
-def redaction_token() -> object:
-    """The capability that `edge.redact` passes to RedactedFrame; nothing else should call this."""
-    return _REDACT_TOKEN

@@ -19,8 +19,8 @@ from edge.bench.annotations import GroundTruth, load_coco, load_yolo
 from edge.bench.coverage import CoverageTally
 from edge.camera.images import list_images, read_image
 from edge.config import Config, load_config
-from edge.detect.factory import build_detectors
-from edge.detect.guard import DetectionFailure, GuardedDetector
+from edge.detect.factory import build_detectors, guarded
+from edge.detect.guard import DetectionFailure
 from edge.redact import redaction_mask
 from edge.types import Label
 
@@ -41,7 +41,7 @@ def face_set(root: Path) -> tuple[Path, list[GroundTruth]]:
 
 
 def evaluate(folder: Path, truths: list[GroundTruth], config: Config, wanted: Label) -> dict:
-    detector = GuardedDetector(build_detectors(config.detect), config.detect.timeout_ms / 1000)
+    detector = guarded(build_detectors(config.detect), config.detect, live=False)
     tally = CoverageTally()
     failures = 0
     started = time.perf_counter()

@@ -64,7 +64,9 @@ def child(suffix: str, out_dir: Path, count: int, paced: bool, crash_safe: bool,
         if paced:
             due = started_ns + int(index * 1e9 / FPS)
             time.sleep(max(0.0, (due - time.monotonic_ns()) / 1e9))
-        frame = Frame(images[index % len(images)].copy(), index, time.monotonic_ns(), dt.datetime.now(dt.timezone.utc))
+        # Stamped on a 30 fps camera's clock: the stored times (and x264's rate control) match paced or not.
+        t_mono_ns = started_ns + int(index * 1e9 / FPS)
+        frame = Frame(images[index % len(images)].copy(), index, t_mono_ns, dt.datetime.now(dt.timezone.utc))
         redacted = redactor.redact(frame, Detections.empty())
         t0 = time.process_time()
         encoder.write(redacted)

@@ -14,8 +14,8 @@ from conftest import write_clip
 from edge.config import RedactConfig
 from edge.record.encoder import EncoderSettings
 from edge.record.segments import LoopOptions, SegmentRecorder
-from edge.redact import Redactor
-from edge.types import Detections, Frame, RedactedFrame
+from edge.redact import RedactedFrame, Redactor
+from edge.types import Detections, Frame
 
 FPS = 10
 SIZE = (160, 120)

@@ -32,12 +32,12 @@ from edge.bench.report import (BenchReport, PlotsUnavailable, RunReport, render_
 from edge.camera.images import read_image
 from edge.camera.opencv import VideoFileSource, stamp
 from edge.config import Config, RedactConfig, load_config
-from edge.detect.factory import build_detectors, model_ids
+from edge.detect.factory import build_detectors, guarded, model_ids
 from edge.detect.guard import DetectionFailure, GuardedDetector
 from edge.errors import ConfigError, SourceError, StorageError
 from edge.pipeline import Pipeline
-from edge.redact import Redactor, redaction_mask
-from edge.types import Detections, RedactedFrame
+from edge.redact import RedactedFrame, Redactor, redaction_mask
+from edge.types import Detections
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +172,7 @@ def run_bench(subject: BenchInput, truth: Annotations, config: Config, name: str
               progress: Progress | None = None) -> RunReport:
     """Anonymize `subject` with `config` and score what was hidden; the report's one column."""
     accumulator = MetricsAccumulator(tau=check_tau(tau))
-    detector = GuardedDetector(build_detectors(config.detect), config.detect.timeout_ms / 1000)
+    detector = guarded(build_detectors(config.detect), config.detect, live=False)  # files: no live deadline
     try:
         if subject.video:
             fps, stage_ms = _run_video(subject, truth, config, detector, accumulator, progress)

@@ -1,4 +1,8 @@
-"""Image files: reading one image safely, and a folder of images played as a camera."""
+"""Image files: reading one image safely, and a folder of images played as a camera.
+
+A folder has no clock of its own: image n is at n / fps on its timeline
+(`Frame.t_media_ns`), however fast the folder is processed.
+"""
 from __future__ import annotations
 
 import logging
@@ -62,7 +66,9 @@ class ImageFolderSource:
                 continue
             if image.shape[:2] != (self.height, self.width):
                 image = cv2.resize(image, (self.width, self.height), interpolation=cv2.INTER_AREA)
-            return stamp(image, index)
+            frame = stamp(image, index)
+            frame.t_media_ns = round(index * 1e9 / self.fps)  # a skipped image leaves its gap in time
+            return frame
         return None
 
     def close(self) -> None:

@@ -2,7 +2,10 @@
 
 Every failure to open or decode becomes a `SourceError` naming the input. A video
 file can be replayed at its own frame rate (a camera stand-in) or as fast as
-possible (offline anonymization).
+possible (offline anonymization). A file's frames carry their decoded timestamps
+(`Frame.t_media_ns`, variable frame rate included), so what is stored keeps the
+file's own time however fast it is processed; camera frames carry none, their
+capture time is their timeline.
 """
 from __future__ import annotations
 
@@ -32,6 +35,7 @@ class _CaptureSource:
     """Shared reading loop over a cv2.VideoCapture that was opened by a subclass."""
 
     name: str
+    media_clock = False  # True: frames carry the decoded timestamp (files); cameras leave capture time
 
     def __init__(self, capture: cv2.VideoCapture, description: str) -> None:
         self._capture = capture
@@ -41,26 +45,45 @@ class _CaptureSource:
         if not ok or first is None or first.size == 0:
             capture.release()
             raise SourceError(f"{description}: no frame could be decoded (empty, corrupt or not a video)")
-        self._pending: np.ndarray | None = first
         self.height, self.width = first.shape[:2]
         reported = capture.get(cv2.CAP_PROP_FPS)
         self.fps = float(reported) if reported and np.isfinite(reported) and 0 < reported < 1000 else _FALLBACK_FPS
+        self._media_ns: int | None = None  # timestamp of the latest frame decoded
+        self._pending: tuple[np.ndarray, int | None] | None = (first, self._decoded_time_ns())
 
-    def _next_image(self) -> np.ndarray | None:
+    def _next_image(self) -> tuple[np.ndarray, int | None] | None:
         if self._pending is not None:
-            image, self._pending = self._pending, None
-            return image
+            pending, self._pending = self._pending, None
+            return pending
         ok, image = self._capture.read()
-        return image if ok and image is not None else None
+        return (image, self._decoded_time_ns()) if ok and image is not None else None
+
+    def _decoded_time_ns(self) -> int | None:
+        """The presentation time of the frame just decoded, from the stream's start; None for cameras.
+
+        OpenCV's FFmpeg backend reports the decoded frame's own timestamp (variable frame
+        rate included). A stream without timestamps (raw H.264) reports 0 for every frame,
+        and a broken one may go backwards: such a frame is put one nominal frame after the last.
+        """
+        if not self.media_clock:
+            return None
+        position_ms = self._capture.get(cv2.CAP_PROP_POS_MSEC)
+        media_ns = round(position_ms * 1e6) if np.isfinite(position_ms) and position_ms >= 0 else 0
+        if self._media_ns is not None and media_ns <= self._media_ns:
+            media_ns = self._media_ns + round(1e9 / self.fps)
+        self._media_ns = media_ns
+        return media_ns
 
     def read(self) -> Frame | None:
-        image = self._next_image()
-        if image is None:
+        pending = self._next_image()
+        if pending is None:
             return None
+        image, media_ns = pending
         if image.shape[:2] != (self.height, self.width):
             raise SourceError(f"{self._description}: frame size changed mid-stream "
                               f"from {self.width}x{self.height} to {image.shape[1]}x{image.shape[0]}")
         frame = stamp(image, self._index)
+        frame.t_media_ns = media_ns
         self._index += 1
         return frame
 
@@ -70,6 +93,8 @@ class _CaptureSource:
 
     def media_time_s(self) -> float:
         """Position of the latest frame read, in seconds of the stream's own timeline."""
+        if self._media_ns is not None:
+            return self._media_ns / 1e9
         return max(0, self._index - 1) / self.fps
 
     def close(self) -> None:
@@ -77,6 +102,8 @@ class _CaptureSource:
 
 
 class VideoFileSource(_CaptureSource):
+    media_clock = True
+
     def __init__(self, path: Path, realtime: bool) -> None:
         if not path.is_file():
             raise SourceError(f"input not found: {path}")
@@ -89,7 +116,8 @@ class VideoFileSource(_CaptureSource):
         count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
         self.declared_frame_count = count if count > 0 else None
         self._realtime = realtime
-        self._start_ns: int | None = None
+        self._start_ns: int | None = None  # (monotonic, media) time of the first frame delivered
+        self._start_media_ns = 0
 
     def read(self) -> Frame | None:
         frame = super().read()
@@ -97,15 +125,15 @@ class VideoFileSource(_CaptureSource):
             self._warn_if_truncated()
             return None
         if self._realtime:
-            self._pace(frame.index)
+            self._pace(frame.timeline_ns)
         return frame
 
-    def _pace(self, index: int) -> None:
-        """Sleep until this frame's due time, as a camera would deliver it."""
+    def _pace(self, media_ns: int) -> None:
+        """Sleep until this frame's due time on the file's own clock, as a camera would deliver it."""
         now = time.monotonic_ns()
         if self._start_ns is None:
-            self._start_ns = now
-        due = self._start_ns + int(index * 1e9 / self.fps)
+            self._start_ns, self._start_media_ns = now, media_ns
+        due = self._start_ns + media_ns - self._start_media_ns
         if due > now:
             time.sleep((due - now) / 1e9)
 

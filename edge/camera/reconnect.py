@@ -167,13 +167,14 @@ class ReconnectingSource:
         return frame, ""
 
     def _normalize(self, frame: Frame) -> Frame:
-        """One index sequence across reopenings, and the first camera's size (the encoder's)."""
+        """One index sequence and one clock across reopenings, and the first camera's size (the encoder's)."""
         height, width = frame.image_bgr.shape[:2]
         if (width, height) != (self.width, self.height):
             log.warning("camera %s came back at %dx%d; scaling to %dx%d to keep the recording consistent",
                         self.name, width, height, self.width, self.height)
             frame.image_bgr = cv2.resize(frame.image_bgr, (self.width, self.height), interpolation=cv2.INTER_AREA)
         frame.index = self._index
+        frame.t_media_ns = None  # a reopened device's own clock starts again: capture time is the timeline
         self._index += 1
         return frame
 

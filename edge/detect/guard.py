@@ -4,7 +4,9 @@ The result is either `Detections` or a `DetectionFailure` with the reason; it ne
 raises. A detector that raises, returns something that is not valid `Detections`,
 or overruns the deadline fails the frame, and the caller redacts it whole. After a
 timeout the stuck call keeps its worker; frames that arrive while it is still busy
-fail at once instead of piling up behind it.
+fail at once instead of piling up behind it. Both are marked `timed_out`, so a run
+can say how many frames the deadline cost (`detect.timeout_ms` live,
+`detect.offline_timeout_ms` for files; see `edge.detect.factory.guarded`).
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ log = logging.getLogger(__name__)
 class DetectionFailure:
     reason: str
     stale: bool = False  # no detector error: the newest detection is too old to trust (live overload)
+    timed_out: bool = False  # the deadline passed, or an earlier overrun still holds the detector
 
 
 class GuardedDetector:
@@ -39,13 +42,13 @@ class GuardedDetector:
 
     def detect(self, image_bgr: np.ndarray) -> Detections | DetectionFailure:
         if self._pending is not None and not self._pending.done():
-            return DetectionFailure("detector still busy after an earlier timeout")
+            return DetectionFailure("detector still busy after an earlier timeout", timed_out=True)
         self._pending = self._executor.submit(self._run_all, image_bgr)
         try:
             return self._pending.result(timeout=self.timeout_s)
         except futures.TimeoutError:
             log.warning("detection exceeded %.0f ms; frame fails closed", self.timeout_s * 1000)
-            return DetectionFailure(f"timeout after {self.timeout_s * 1000:.0f} ms")
+            return DetectionFailure(f"timeout after {self.timeout_s * 1000:.0f} ms", timed_out=True)
         except Exception as exc:  # noqa: BLE001 - any detector error must fail closed, never crash past redaction
             log.warning("detector error, frame fails closed: %s: %s", type(exc).__name__, exc)
             return DetectionFailure(f"{type(exc).__name__}: {exc}")

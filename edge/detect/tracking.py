@@ -8,11 +8,13 @@ of the same scene (its *bracket*), the cover is the union of:
 2. every box detected at b, carried backward, grown the same way;
 3. for every track matched at both ends (or across a keyframe that missed it, within
    `hold_frames`), the box interpolated between its observations, grown;
-4. tracks lost on an earlier keyframe, carried on up to `hold_frames` from where last seen.
+4. tracks lost on an earlier keyframe, carried on up to `hold_frames` from where last seen;
+5. when the camera's motion from a to b is known (edge.detect.motion), the boxes of 1 and 2
+   also carried along that motion, grown the same way.
 
 Matching (greedy, per label, by IoU against a constant-velocity prediction, or by a short
-centre jump for objects that move more than their size) only ever adds boxes (3, 4): it
-never removes 1 or 2, so a wrong match cannot move cover away from an object, and no
+centre jump for objects that move more than their size) and the motion estimate only ever
+add boxes (3, 4, 5): they never remove 1 or 2, so a wrong match cannot move cover away from an object, and no
 object detected at a or b leaves the cover because a count ran out.
 
 A frame is failed closed (`DetectionFailure`, the redactor hides it whole) when its
@@ -34,10 +36,13 @@ import numpy as np
 from edge.config import TrackConfig
 from edge.detect.boxes import iou_matrix
 from edge.detect.guard import DetectionFailure
+from edge.detect.motion import compose, inverse, move_box, partial
 from edge.types import Detections
 
 # Observations kept per track: enough for velocity and for the frames still in the delay line.
 _MAX_OBSERVATIONS = 32
+# Container timestamps are often whole milliseconds: 30 frames at 30 fps can read 1001 ms apart.
+_TIMESTAMP_SLACK_MS = 1.5
 
 
 @dataclass
@@ -84,6 +89,7 @@ class _Keyframe:
     t_ns: int
     scene: int
     found: Detections | None  # None: detection failed; else its boxes, tagged with the track each joined
+    motion: np.ndarray | None = None  # camera motion from the previous keyframe to this one (2x3), if known
 
 
 def _centre(xyxy: np.ndarray) -> np.ndarray:
@@ -136,11 +142,13 @@ class BoxTracker:
     def scene_of(self, frame_index: int) -> int:
         return self._cuts_forgotten + bisect.bisect_right(self._cuts, frame_index)
 
-    def update(self, frame_index: int, verdict: Detections | DetectionFailure, t_ns: int | None = None) -> None:
+    def update(self, frame_index: int, verdict: Detections | DetectionFailure, t_ns: int | None = None,
+               motion: np.ndarray | None = None) -> None:
         """Apply one keyframe's verdict; keyframes must arrive in ascending order.
 
         `t_ns` is the keyframe's time on the source's timeline (for the gap bound in time);
-        None leaves only the bound in frames.
+        None leaves only the bound in frames. `motion` is the camera's motion from the previous
+        keyframe to this one (edge.detect.motion), used to carry boxes along it as well.
         """
         if self._keyframes and frame_index <= self._keyframes[-1].index:
             raise ValueError(f"keyframe {frame_index} arrived after keyframe {self._keyframes[-1].index}")
@@ -150,7 +158,7 @@ class BoxTracker:
         if found is not None:
             ids = self._match(frame_index, scene, found, previous)
             found = Detections(found.xyxy, found.score, found.label, ids)
-        self._keyframes.append(_Keyframe(frame_index, -1 if t_ns is None else t_ns, scene, found))
+        self._keyframes.append(_Keyframe(frame_index, -1 if t_ns is None else t_ns, scene, found, motion))
 
     def _match(self, frame_index: int, scene: int, found: Detections, previous: int | None) -> np.ndarray:
         """Extend or start a track with each detection; the track id each one joined."""
@@ -242,7 +250,7 @@ class BoxTracker:
                                     stale=True)
         if before.t_ns >= 0 and after.t_ns >= 0:
             gap_ms = (after.t_ns - before.t_ns) / 1e6
-            if gap_ms > self._config.max_gap_ms:
+            if gap_ms > self._config.max_gap_ms + _TIMESTAMP_SLACK_MS:
                 return DetectionFailure(f"detections {gap_ms:.0f} ms apart (bound {self._config.max_gap_ms:.0f})",
                                         stale=True)
         return None
@@ -268,12 +276,32 @@ class BoxTracker:
             for box, score, label, track_id in zip(found.xyxy.astype(np.float64), found.score, found.label,
                                                    found.track_id):
                 add(box, distance, float(score), int(label), int(track_id))
+        for box, distance, score, label, track_id in self._moved(frame_index, before, after):  # rule 5
+            add(box, distance, score, label, track_id)
         for track in self._tracks:  # rules 3 and 4: what matching adds
             if track.scene == before.scene:
                 extra = self._track_extra(track, frame_index, before.index, after.index)
                 if extra is not None:
                     add(extra[0], extra[1], track.score, track.label, track.id)
         return boxes, scores, labels, ids
+
+    def _moved(self, frame_index: int, before: _Keyframe, after: _Keyframe
+               ) -> list[tuple[np.ndarray, int, float, int, int]]:
+        """Both keyframes' boxes carried along the camera's motion between them (when it is known)."""
+        if after.motion is None or after.index == before.index or frame_index == before.index:
+            return []
+        weight = (frame_index - before.index) / (after.index - before.index)
+        to_frame = partial(after.motion, weight)
+        from_after = compose(inverse(after.motion), to_frame)
+        moved = []
+        for keyframe, matrix in ((before, to_frame), (after, from_after)):
+            found = keyframe.found
+            assert found is not None
+            distance = abs(frame_index - keyframe.index)
+            for box, score, label, track_id in zip(found.xyxy.astype(np.float64), found.score, found.label,
+                                                   found.track_id):
+                moved.append((move_box(box, matrix), distance, float(score), int(label), int(track_id)))
+        return moved
 
     def _track_extra(self, track: Track, frame_index: int, before: int, after: int
                      ) -> tuple[np.ndarray, int] | None:

@@ -2,9 +2,23 @@
 
 The container follows the output name's suffix; no audio stream is ever added.
 
+Time in the file is the time of capture: each frame's presentation timestamp is its
+`timeline_ns` (capture time for a camera, the decoded timestamp for a video file)
+relative to the file's first frame, so a file whose frames were dropped under live
+overload is stored at variable frame rate and plays as long as the drive took. The
+encoder still gets the nominal rate for its rate control. Time bases: 1/90000 (the
+MPEG clock, exact for 25, 30 and 29.97 fps) for MP4, MOV and MPEG-TS; 1/1000 for
+Matroska and WebM (their own clock) and for MPEG-4 Part 2 (at most 65535 ticks a
+second). AVI has one rate per stream: there a time is a whole number of nominal
+frames, and the muxer fills a gap with empty chunks, which decoders skip (checked by
+decoding with PyAV and OpenCV), so drops keep their time to the nominal frame. A
+timestamp that repeats or goes backwards is moved one tick past the previous one.
+The first frame is at 0 in every container but MPEG-TS (which starts its clock at the
+encoder's B-frame delay, as any TS does); a reader should count from the first frame.
+
 Crash-safe mode (loop-recording segments) keeps the file being written playable up to
 its last fragment if the process is killed or the power goes: fragmented MP4
-(`frag_keyframe+empty_moov+default_base_moof`, a fragment every 0.25 s, a keyframe every
+(`frag_keyframe+empty_moov+default_base_moof+delay_moov`, a fragment every 0.25 s, a keyframe every
 2 s, x264 look-ahead at most 1/3 s), each packet handed to the kernel as it is muxed
 (`flush_packets`), and the file fsynced after a new fragment at most every 0.5 s.
 Chosen by measurement with `scripts/measure_power_loss.py` (built-in 720p sample, 30 fps,
@@ -39,7 +53,7 @@ import av
 
 from edge.errors import StorageError
 from edge.record.atomic import commit, discard, open_partial
-from edge.types import RedactedFrame
+from edge.redact import RedactedFrame, require_redacted
 
 log = logging.getLogger(__name__)
 
@@ -59,9 +73,11 @@ LOOKAHEAD_MAX_S = 1 / 3  # veryfast's own 10 frames at 30 fps; slower presets lo
 _PRESET_LOOKAHEAD = {"ultrafast": 0, "superfast": 0, "veryfast": 10, "faster": 20, "fast": 30, "medium": 40}
 SYNC_INTERVAL_S = 0.5  # at most two fsyncs a second: an SD card's fsync can take tens of milliseconds
 CRASH_SAFE_MUXER_OPTIONS: dict[str, dict[str, str]] = {
-    "mp4": {"movflags": "frag_keyframe+empty_moov+default_base_moof",
+    # delay_moov: the header waits for the first fragment, so it can hold the edit list that starts
+    # the first frame at 0 (without it, x264's B-frame delay shifts the whole file late).
+    "mp4": {"movflags": "frag_keyframe+empty_moov+default_base_moof+delay_moov",
             "frag_duration": str(int(FRAGMENT_S * 1_000_000))},
-    "mov": {"movflags": "frag_keyframe+empty_moov+default_base_moof",
+    "mov": {"movflags": "frag_keyframe+empty_moov+default_base_moof+delay_moov",
             "frag_duration": str(int(FRAGMENT_S * 1_000_000))},
     "matroska": {"cluster_time_limit": str(int(FRAGMENT_S * 1000))},
     "webm": {"cluster_time_limit": str(int(FRAGMENT_S * 1000))},
@@ -81,8 +97,21 @@ def fps_fraction(fps: float) -> Fraction:
     return Fraction(fps).limit_denominator(1001)
 
 
+_VIDEO_CLOCK = Fraction(1, 90_000)
+_MILLISECONDS = Fraction(1, 1000)
+
+
+def time_base_for(muxer: str, codec: str, rate: Fraction) -> Fraction:
+    """The unit of the file's timestamps (see the module docstring)."""
+    if muxer == "avi":
+        return 1 / rate
+    if muxer in ("matroska", "webm") or codec == "mpeg4":
+        return _MILLISECONDS
+    return _VIDEO_CLOCK
+
+
 class VideoEncoder:
-    """Writes `RedactedFrame`s at a constant rate to `final_path` once `close()` succeeds.
+    """Writes `RedactedFrame`s, timed by their timeline, to `final_path` once `close()` succeeds.
 
     With `crash_safe`, the `.partial` file is a playable fragmented file at every moment
     (see the module docstring) and is fsynced after each fragment reaches it.
@@ -102,6 +131,9 @@ class VideoEncoder:
         self.final_path = final_path
         self.codec = codec
         self.frame_count = 0
+        self._first_ns: int | None = None  # timeline of the first frame: pts 0
+        self._last_pts: int | None = None
+        self._first_dts: int | None = None
         self._crash_safe = crash_safe
         self._synced_size = 0
         self._synced_at = 0.0
@@ -109,8 +141,10 @@ class VideoEncoder:
         options = {**CRASH_SAFE_MUXER_OPTIONS[muxer], "flush_packets": "1"} if crash_safe else {}
         self._container = av.open(self._handle, mode="w", format=muxer, options=options)
         rate = fps_fraction(fps)
-        self._time_base = 1 / rate
-        self._stream = self._container.add_stream(codec, rate=rate)
+        self._time_base = time_base_for(muxer, codec, rate)
+        self._frame_ticks = max(1, round(1 / (rate * self._time_base)))  # one nominal frame
+        self._stream = self._container.add_stream(codec, rate=rate, time_base=self._time_base)
+        self._stream.codec_context.time_base = self._time_base  # frames are rebased to it; older PyAV kept 1/rate
         self._stream.width, self._stream.height = width, height
         # x264's 4:2:0 needs even sides; odd-sized input keeps its size in 4:4:4 instead.
         even = width % 2 == 0 and height % 2 == 0
@@ -125,18 +159,36 @@ class VideoEncoder:
         self._size = (width, height)
 
     def write(self, frame: RedactedFrame) -> None:
-        if not isinstance(frame, RedactedFrame):
-            raise TypeError(f"VideoEncoder accepts RedactedFrame only, got {type(frame).__name__}")
+        require_redacted(frame, "VideoEncoder")
         height, width = frame.image_bgr.shape[:2]
         if (width, height) != self._size:
             raise ValueError(f"frame is {width}x{height}, stream is {self._size[0]}x{self._size[1]}")
         video_frame = av.VideoFrame.from_ndarray(frame.image_bgr, format="bgr24")
-        video_frame.pts = self.frame_count
+        video_frame.pts = self._next_pts(frame.timeline_ns)
         video_frame.time_base = self._time_base
         self._mux(self._stream.encode(video_frame))
         self.frame_count += 1
 
+    def _next_pts(self, timeline_ns: int) -> int:
+        """Ticks since the file's first frame; one tick past the previous frame when time stood still or went back."""
+        if self._first_ns is None:
+            self._first_ns = timeline_ns
+        pts = round(Fraction(timeline_ns - self._first_ns, 1_000_000_000) / self._time_base)
+        if self._last_pts is not None and pts <= self._last_pts:
+            pts = self._last_pts + 1
+        self._last_pts = pts
+        return pts
+
+    @property
+    def duration_s(self) -> float:
+        """Stored length: first frame to last, plus one nominal frame (0 before any frame)."""
+        if self._last_pts is None:
+            return 0.0
+        return float((self._last_pts + self._frame_ticks) * self._time_base)
+
     def _mux(self, packets: list) -> None:
+        if packets and self._first_dts is None:
+            self._first_dts = packets[0].dts  # before muxing: mux() rescales packets in place
         try:
             self._container.mux(packets)
             if self._crash_safe:
@@ -154,13 +206,30 @@ class VideoEncoder:
             os.fsync(self._handle.fileno())
             self._synced_size, self._synced_at = size, now
 
+    def _end_last_sample(self, packets: list) -> None:
+        """Make the file last until the end of its last frame on screen, not of the last one decoded.
+
+        MP4 counts a track's length in decode order. With B-frames and a gap near the end,
+        the last packet decoded is not the last frame shown, and its default length (one
+        frame) would cut the file short by the gap; it is lengthened to cover it.
+        """
+        if not packets or self._last_pts is None:
+            return
+        last = packets[-1]
+        first_dts = self._first_dts if self._first_dts is not None else packets[0].dts
+        if last.dts is None or first_dts is None:
+            return
+        last.duration = max(1, self._last_pts + self._frame_ticks - last.dts + first_dts)
+
     @property
     def bytes_written(self) -> int:
         return self._handle.tell()
 
     def close(self) -> Path:
         """Flush the encoder, finish the container and move the file to its final name."""
-        self._mux(self._stream.encode(None))
+        packets = self._stream.encode(None)
+        self._end_last_sample(packets)
+        self._mux(packets)
         try:
             self._container.close()
             return commit(self._handle, self.final_path)

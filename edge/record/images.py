@@ -7,14 +7,14 @@ import cv2
 
 from edge.errors import StorageError
 from edge.record.atomic import write_atomic
-from edge.types import RedactedFrame
+from edge.redact import RedactedFrame, require_redacted
 
 _JPEG_QUALITY = 95
 
 
 def write_image(path: Path, frame: RedactedFrame) -> Path:
-    if not isinstance(frame, RedactedFrame):
-        raise TypeError(f"write_image accepts RedactedFrame only, got {type(frame).__name__}")
+    """Encode a sealed, read-only redacted frame and write it atomically; anything else is a TypeError."""
+    require_redacted(frame, "write_image")
     params = [cv2.IMWRITE_JPEG_QUALITY, _JPEG_QUALITY] if path.suffix.lower() in (".jpg", ".jpeg") else []
     ok, encoded = cv2.imencode(path.suffix.lower(), frame.image_bgr, params)
     if not ok:

@@ -86,13 +86,23 @@ class TripRow:
     locked_count: int
 
 
+def sidecar_duration_s(sidecar: dict) -> float:
+    """The time a segment spans: its sidecar's `duration_s`; sidecars from before it had one, frames / fps
+    (too short where frames were dropped)."""
+    duration = sidecar.get("duration_s")
+    if isinstance(duration, (int, float)) and duration >= 0:
+        return float(duration)
+    frames = int(sidecar.get("frame_count") or 0)
+    fps = float(sidecar.get("fps") or 0) or None
+    return frames / fps if fps else 0.0
+
+
 def segment_row_values(segment: StoredSegment, sidecar: dict | None) -> dict:
     """Index columns for one segment, from its sidecar (or its name alone when the sidecar is lost)."""
     sidecar = sidecar or {}
     start = sidecar.get("start_utc") or format_utc(segment.start_utc)
     frames = int(sidecar.get("frame_count") or 0)
-    fps = float(sidecar.get("fps") or 0) or None
-    duration = frames / fps if fps else 0.0
+    duration = sidecar_duration_s(sidecar)
     end = sidecar.get("end_utc") or start
     track = ((sidecar.get("location") or {}).get("track")) or []
     points = [(p["lat"], p["lon"]) for p in track if p.get("lat") is not None and p.get("lon") is not None]

@@ -17,6 +17,7 @@ import datetime as dt
 import logging
 import os
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -38,6 +39,8 @@ class VideoProbe:
     width: int
     height: int
     codec: str
+    span_s: float | None = None  # first decodable frame to the last, on the file's own clock
+
 
 
 @dataclass
@@ -63,18 +66,30 @@ def probe_video(path: Path) -> VideoProbe | None:
                 return None
             stream = container.streams.video[0]
             whole, tail = _split_last_gop(container, stream)
-            frames = whole + _decodable(stream, tail)
+            stamps = whole + _decodable(stream, tail)
+            if not stamps:
+                return None
             rate = stream.average_rate or stream.guessed_rate
-            return VideoProbe(frames, float(rate) if rate else None, stream.width, stream.height,
-                              stream.codec_context.name) if frames else None
+            return VideoProbe(len(stamps), float(rate) if rate else None, stream.width, stream.height,
+                              stream.codec_context.name, _span_s(stamps, stream.time_base))
     except (av.error.FFmpegError, OSError, ValueError) as exc:
         log.debug("cannot open %s as video: %s", path, exc)
         return None
 
 
-def _split_last_gop(container: av.container.InputContainer, stream: av.VideoStream) -> tuple[int, list]:
-    """Packets before the last keyframe (complete, since damage is at the end) and the packets from it on."""
-    whole, tail = 0, []
+def _span_s(stamps: list[int | None], time_base: Fraction | None) -> float | None:
+    """Seconds from the earliest presentation time to the latest (frames may be stored at variable rate)."""
+    known = [t for t in stamps if t is not None]
+    if not known or time_base is None:
+        return None
+    return float((max(known) - min(known)) * time_base)
+
+
+def _split_last_gop(container: av.container.InputContainer, stream: av.VideoStream) -> tuple[list, list]:
+    """The timestamps of the packets before the last keyframe (complete, since damage is at the end),
+    and the packets from it on."""
+    whole: list[int | None] = []
+    tail: list = []
     try:
         for packet in container.demux(stream):
             if packet.size == 0:
@@ -82,7 +97,8 @@ def _split_last_gop(container: av.container.InputContainer, stream: av.VideoStre
             if packet.is_corrupt:
                 break
             if packet.is_keyframe:
-                whole, tail = whole + len(tail), [packet]
+                whole.extend(p.pts for p in tail)
+                tail = [packet]
             elif tail:
                 tail.append(packet)
     except (av.error.FFmpegError, OSError) as exc:
@@ -90,15 +106,16 @@ def _split_last_gop(container: av.container.InputContainer, stream: av.VideoStre
     return whole, tail
 
 
-def _decodable(stream: av.VideoStream, packets: list) -> int:
-    count = 0
+def _decodable(stream: av.VideoStream, packets: list) -> list[int | None]:
+    """The timestamps of the frames these packets decode to, up to the damage."""
+    stamps: list[int | None] = []
     try:
         for packet in packets:
-            count += len(stream.codec_context.decode(packet))
-        count += len(stream.codec_context.decode(None))
+            stamps.extend(frame.pts for frame in stream.codec_context.decode(packet))
+        stamps.extend(frame.pts for frame in stream.codec_context.decode(None))
     except (av.error.FFmpegError, ValueError) as exc:
         log.debug("decoding stopped at the damaged end: %s", exc)
-    return count
+    return stamps
 
 
 def recover(folder: RecordingsFolder) -> RecoveryReport:
@@ -155,14 +172,17 @@ def _lock_if_flagged(video: Path, sidecar: dict, folder: RecordingsFolder) -> No
 def recovered_sidecar(video: Path, probe: VideoProbe, snapshot: dict | None) -> dict:
     """The snapshot's content (or what the name and the file say), with the frames that really decode."""
     data = dict(snapshot or {})
-    fps = probe.fps or float(data.get("fps") or 0) or _FALLBACK_FPS
+    # The recorder's nominal rate first: a file stored at variable rate averages less.
+    fps = float(data.get("fps") or 0) or probe.fps or _FALLBACK_FPS
+    span_s = probe.span_s if probe.span_s is not None else max(0, probe.frames - 1) / fps
     start_text = data.get("start_utc")
     start = parse_utc(start_text) if start_text else start_from_name(video.name)
     data.update(
         video=video.name,
         start_utc=format_utc(start) if start else None,
-        end_utc=format_utc(start + dt.timedelta(seconds=max(0, probe.frames - 1) / fps)) if start else None,
+        end_utc=format_utc(start + dt.timedelta(seconds=span_s)) if start else None,
         frame_count=probe.frames,
+        duration_s=round(span_s + 1 / fps, 3) if probe.frames else 0.0,
         fps=data.get("fps", fps),
         width=probe.width, height=probe.height, codec=data.get("codec", probe.codec),
         recovered=True,

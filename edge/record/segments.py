@@ -34,13 +34,13 @@ from edge.record.recovery import recover
 from edge.record.retention import RetentionPolicy, StorageFullError, describe_full, plan_retention
 from edge.record.store import (SIDECAR_SUFFIX, RecordingsFolder, StoredSegment, format_utc, parse_utc,
                                write_sidecar)
-from edge.types import RedactedFrame
+from edge.redact import RedactedFrame, require_redacted
 
 log = logging.getLogger(__name__)
 
 SNAPSHOT_INTERVAL_S = 5.0
-# A pause in the frames longer than this (camera blind, reconnecting) starts a new segment:
-# the video is constant-rate, so a gap inside a file would make its clock lie.
+# A pause on the timeline longer than this (camera blind, reconnecting) starts a new segment,
+# with the gap in its sidecar, rather than a file that shows one frame frozen for that long.
 GAP_SPLIT_S = 2.0
 
 
@@ -88,6 +88,7 @@ class _OpenSegment:
     encoder: VideoEncoder
     start_utc: str
     start_mono_ns: int
+    start_timeline_ns: int
     gap_before_s: float | None = None
     counts: SegmentCounts = field(default_factory=SegmentCounts)
     end_utc: str = ""
@@ -109,7 +110,12 @@ class _Recent:
 
 
 class SegmentRecorder:
-    """Cuts the redacted stream into segments of `segment_seconds` of video each, and keeps the folder."""
+    """Cuts the redacted stream into segments of `segment_seconds` each, and keeps the folder.
+
+    Segments are cut by time on the frames' timeline (capture time, or a file's own
+    time), not by frame count, so a segment lasts `segment_seconds` to within half a
+    frame however many frames were dropped, and its sidecar's `duration_s` is that time.
+    """
 
     def __init__(self, directory: Path, width: int, height: int, fps: float, segment_seconds: float,
                  settings: EncoderSettings, model_ids: dict[str, str], source_name: str,
@@ -118,7 +124,8 @@ class SegmentRecorder:
         self._folder = RecordingsFolder(directory)
         self._size = (width, height)
         self._fps = fps
-        self._frames_per_segment = max(1, round(segment_seconds * fps))
+        self._segment_ns = round(segment_seconds * 1e9)
+        self._frame_ns = round(1e9 / fps)
         self._gap_split_ns = int(max(GAP_SPLIT_S, 3 / fps) * 1e9)
         self._settings = settings
         self._model_ids = model_ids
@@ -128,7 +135,7 @@ class SegmentRecorder:
         self._loop = loop or LoopOptions()
         self._locks = LockRequests(self._loop.lock_before_s, self._loop.lock_after_s)
         self._current: _OpenSegment | None = None
-        self._last_mono_ns: int | None = None
+        self._last_timeline_ns: int | None = None
         self._pending_drops = 0
         self._recent: deque[_Recent] = deque()
         self._failed = False
@@ -152,6 +159,7 @@ class SegmentRecorder:
     # ---- the sink interface (one thread) --------------------------------------------------------------------
 
     def write(self, frame: RedactedFrame) -> None:
+        require_redacted(frame, "SegmentRecorder")  # before a segment file is opened for it
         try:
             self._write(frame)
         except (UserError, OSError):
@@ -160,27 +168,34 @@ class SegmentRecorder:
 
     def _write(self, frame: RedactedFrame) -> None:
         self._apply_lock_requests()
-        gap_ns = 0 if self._last_mono_ns is None else frame.t_mono_ns - self._last_mono_ns
+        gap_ns = 0 if self._last_timeline_ns is None else frame.timeline_ns - self._last_timeline_ns
         long_gap = gap_ns > self._gap_split_ns
         if self._current is not None and long_gap:
             log.info("no frames for %.1f s: finishing %s and starting a new segment",
                      gap_ns / 1e9, self._current.encoder.final_path.name)
             self._finish()
+        elif self._current is not None and self._length_with(frame) > self._segment_ns + self._frame_ns // 2:
+            self._finish()  # after frames were dropped: this one would overrun the segment, so it starts the next
         if self._current is None:
             self._current = self._open(frame, gap_before_s=gap_ns / 1e9 if long_gap else None)
         segment = self._current
         segment.encoder.write(frame)
         segment.counts.add(frame)
         segment.end_utc = _iso(frame)
-        segment.end_mono_ns = self._last_mono_ns = frame.t_mono_ns
+        segment.end_mono_ns = frame.t_mono_ns
+        self._last_timeline_ns = frame.timeline_ns
         self._add_location(segment, frame)
         self._lock_current_if_covered(segment)
         self._locks.expire(frame.t_mono_ns)
         last = segment.snapshot_mono_ns
         if last is None or frame.t_mono_ns - last >= SNAPSHOT_INTERVAL_S * 1e9:
             self._write_snapshot(segment)
-        if segment.counts.frames >= self._frames_per_segment:
+        if self._length_with(frame) >= self._segment_ns - self._frame_ns // 2:
             self._finish()
+
+    def _length_with(self, frame: RedactedFrame) -> int:
+        """The current segment's length in ns if `frame` were its last: from its first frame, plus one frame."""
+        return frame.timeline_ns - self._current.start_timeline_ns + self._frame_ns
 
     def _add_location(self, segment: _OpenSegment, frame: RedactedFrame) -> None:
         """Store at most one rounded, zone-filtered point per track interval of GPS time."""
@@ -263,7 +278,8 @@ class SegmentRecorder:
         video_path = self._folder.new_video_path(frame.t_utc)
         encoder = VideoEncoder(video_path, *self._size, self._fps, self._settings, crash_safe=True)
         segment = _OpenSegment(encoder=encoder, start_utc=_iso(frame), start_mono_ns=frame.t_mono_ns,
-                               end_mono_ns=frame.t_mono_ns, gap_before_s=gap_before_s)
+                               start_timeline_ns=frame.timeline_ns, end_mono_ns=frame.t_mono_ns,
+                               gap_before_s=gap_before_s)
         segment.counts.dropped, self._pending_drops = self._pending_drops, 0
         log.info("recording segment %s", video_path.name)
         return segment
@@ -335,6 +351,7 @@ class SegmentRecorder:
             "start_utc": segment.start_utc,
             "end_utc": segment.end_utc,
             "frame_count": counts.frames,
+            "duration_s": round(segment.encoder.duration_s, 3),  # the time the frames span, drops included
             "fps": float(rate),
             "fps_fraction": f"{rate.numerator}/{rate.denominator}",
             "width": self._size[0],

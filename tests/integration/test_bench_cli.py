@@ -50,7 +50,8 @@ def test_sample_runs_side_by_side(sample_bench):
     assert (default["name"], every3["name"]) == ("every1", "every3")
     assert default["metrics"]["frames"] == every3["metrics"]["frames"] == FRAMES
     assert default["metrics"]["frames_detector_ran"] == FRAMES
-    assert every3["metrics"]["frames_detector_ran"] <= FRAMES // 3 + 2
+    # Every third frame, the last one, and both sides of the two scene cuts (the black separator at 57-60).
+    assert every3["metrics"]["frames_detector_ran"] <= FRAMES // 3 + 2 + 2 * 2
     assert every3["config"]["track"]["detect_every"] == 3
     assert default["fps"] > 0 and {"detect", "redact", "score"} <= set(default["stage_ms"])
     assert "face recall @ tau 0.9" in result.stdout and "every3" in result.stdout

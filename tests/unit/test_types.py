@@ -1,9 +1,7 @@
-import datetime as dt
-
 import numpy as np
 import pytest
 
-from edge.types import Detections, Label, RedactedFrame, RedactionCounts
+from edge.types import Detections, Label
 
 
 def test_empty_detections_are_arrays_not_none():
@@ -29,7 +27,3 @@ def test_mask_indexing_merge_and_count():
     merged = Detections.merge([a, strong, Detections.empty()])
     assert len(merged) == 3 and merged.count(Label.FACE) == 2 and merged.count(Label.PLATE) == 1
 
-
-def test_redacted_frame_cannot_be_made_outside_redact():
-    with pytest.raises(TypeError, match="only be created by edge.redact"):
-        RedactedFrame(np.zeros((2, 2, 3), np.uint8), 0, 0, dt.datetime.now(dt.timezone.utc), RedactionCounts())
