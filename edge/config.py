@@ -8,6 +8,7 @@ component receives only its own section.
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,11 +38,15 @@ class SourceConfig:
     path: str = _opt("", "video file or image folder, for kind file or images")
     device: str = _opt("/dev/video0", "V4L2 device path or index, for kind v4l2")
     pipeline: str = _opt("", "GStreamer pipeline ending in appsink, for kind gstreamer")
-    width: int = _opt(0, "requested capture width for v4l2 and picamera2 (0 = device default)", min=0)
-    height: int = _opt(0, "requested capture height for v4l2 and picamera2 (0 = device default)", min=0)
-    fps: float = _opt(0.0, "requested capture rate for v4l2, gstreamer and picamera2 (0 = source default)", min=0)
+    width: int = _opt(0, "requested capture width for v4l2 and picamera2 (0 = device default)", min=0,
+                     max=16384)
+    height: int = _opt(0, "requested capture height for v4l2 and picamera2 (0 = device default)", min=0,
+                      max=16384)
+    fps: float = _opt(0.0, "requested capture rate for v4l2, gstreamer and picamera2 (0 = source default)", min=0,
+                     max=1000)
     realtime: bool = _opt(True, "replay a video file at its own frame rate, as a camera would deliver it")
-    max_frames: int = _opt(0, "stop after this many frames (0 = until the source ends)", min=0)
+    max_frames: int = _opt(0, "stop after this many frames (0 = until the source ends)", min=0,
+                          max=10**9)
 
 
 @dataclass
@@ -49,17 +54,21 @@ class FaceDetectorConfig:
     enabled: bool = _opt(True, "detect and redact faces")
     model: str = _opt("yunet", "face model", choices=("yunet", "centerface"))
     score_threshold: float = _opt(0.3, "minimum score kept; low on purpose, a missed face is worse than an extra blur",
-                                  min=0.0, max=1.0)
-    nms_iou: float = _opt(0.4, "overlap above which the weaker of two boxes is dropped", min=0.0, max=1.0)
-    input_long_side: int = _opt(1280, "frame is resized so its long side is at most this before detection", min=64)
+                                  min=0.0, max=0.9)
+    nms_iou: float = _opt(0.4, "overlap above which the weaker of two boxes is dropped (at least 0.2: lower "
+                                  "would merge neighbouring faces or plates into one)", min=0.2, max=1.0)
+    input_long_side: int = _opt(1280, "frame is resized so its long side is at most this before detection (at least "
+                                                  "320: smaller finds no face of a dashcam's size)", min=320, max=4096)
 
 
 @dataclass
 class PlateDetectorConfig:
     enabled: bool = _opt(True, "detect and redact licence plates")
     model: str = _opt("plate_yolov8n", "plate model", choices=("plate_yolov8n",))
-    score_threshold: float = _opt(0.1, "minimum score kept; low on purpose, favouring recall", min=0.0, max=1.0)
-    nms_iou: float = _opt(0.5, "overlap above which the weaker of two boxes is dropped", min=0.0, max=1.0)
+    score_threshold: float = _opt(0.1, "minimum score kept; low on purpose, favouring recall (at most 0.9: near 1 "
+                                       "nothing is kept)", min=0.0, max=0.9)
+    nms_iou: float = _opt(0.5, "overlap above which the weaker of two boxes is dropped (at least 0.2: lower "
+                                  "would merge neighbouring faces or plates into one)", min=0.2, max=1.0)
     tiles: str = _opt("none", "also search native-resolution tiles for distant plates: none, road (the band "
                               "between road_top and road_bottom), or full (the whole frame); one inference per tile",
                       choices=("none", "road", "full"))
@@ -72,8 +81,10 @@ class PlateDetectorConfig:
 @dataclass
 class DetectConfig:
     providers: list[str] = _opt(["CPUExecutionProvider"], "onnxruntime execution providers, in order of preference")
-    intra_op_threads: int = _opt(0, "threads per model inside onnxruntime (0 = onnxruntime decides)", min=0)
-    timeout_ms: int = _opt(3000, "a detector slower than this on one frame counts as failed", min=1)
+    intra_op_threads: int = _opt(0, "threads per model inside onnxruntime (0 = onnxruntime decides)", min=0,
+                                max=64)
+    timeout_ms: int = _opt(3000, "a detector slower than this on one frame counts as failed", min=1,
+                            max=600000)
     offline_timeout_ms: int = _opt(60000, "the same for files (anonymize, run --fast, bench), which have no live "
                                           "deadline: only catches a hung model", min=1000, max=600000)
     models_dir: str = _opt("", "folder with the .onnx files (empty = the models shipped with dashcam)")
@@ -121,7 +132,7 @@ class RedactConfig:
 @dataclass
 class RecordConfig:
     directory: str = _opt("recordings", "where anonymized segments are written")
-    segment_seconds: float = _opt(60.0, "length of one segment file", min=1.0)
+    segment_seconds: float = _opt(60.0, "length of one segment file", min=1.0, max=3600.0)
     codec: str = _opt("libx264", "video encoder", choices=("libx264", "mpeg4"))
     crf: int = _opt(23, "libx264 quality (lower = better, bigger files)", min=0, max=51)
     preset: str = _opt("veryfast", "libx264 speed preset",
@@ -129,16 +140,20 @@ class RecordConfig:
     retention: str = _opt("eu-72h", "unlocked footage: eu-72h (deleted after max_age_hours; oldest first when full), "
                           "loop-only (oldest first when full), keep (never; recording stops when full)",
                           choices=("eu-72h", "loop-only", "keep"))
-    max_age_hours: float = _opt(72.0, "age at which unlocked footage is deleted, for retention eu-72h", min=0.01)
+    max_age_hours: float = _opt(72.0, "age at which unlocked footage is deleted, for retention eu-72h", min=0.01,
+                                 max=87600.0)
     max_bytes: int = _opt(0, "disk budget of the recordings folder in bytes, locked footage included (0 = none)",
-                          min=0)
+                          min=0, max=2**60)
     min_free_bytes: int = _opt(500_000_000, "bytes always left free on the recordings' filesystem (0 = no floor)",
-                               min=0)
-    lock_before_seconds: float = _opt(30.0, "an incident lock also keeps the footage this long before it", min=0.0)
-    lock_after_seconds: float = _opt(30.0, "an incident lock also keeps the footage this long after it", min=0.0)
+                               min=0, max=2**60)
+    lock_before_seconds: float = _opt(30.0, "an incident lock also keeps the footage this long before it", min=0.0,
+                                       max=3600.0)
+    lock_after_seconds: float = _opt(30.0, "an incident lock also keeps the footage this long after it", min=0.0,
+                                      max=3600.0)
     lock_gpio_line: str = _opt("", "GPIO button that locks an incident, as CHIP:LINE, e.g. gpiochip0:17, pressed = "
                                "pulled to ground (empty = none; needs the gpiod package)")
-    trip_gap_seconds: float = _opt(300.0, "segments less than this apart belong to one trip in the index", min=0.0)
+    trip_gap_seconds: float = _opt(300.0, "segments less than this apart belong to one trip in the index", min=0.0,
+                                    max=86400.0)
 
 
 @dataclass
@@ -146,7 +161,7 @@ class PrivacyZone:
     name: str = _opt("", "a label for logs, e.g. home (never the coordinates)")
     lat: float = _opt(0.0, "centre latitude in degrees", min=-90.0, max=90.0)
     lon: float = _opt(0.0, "centre longitude in degrees", min=-180.0, max=180.0)
-    radius_m: float = _opt(300.0, "radius in metres", min=1.0)
+    radius_m: float = _opt(300.0, "radius in metres", min=1.0, max=1_000_000.0)
 
 
 @dataclass
@@ -158,9 +173,10 @@ class GpsConfig:
     log: str = _opt("", "NMEA log file for source replay (empty = the sample's log)")
     gpsd_host: str = _opt("127.0.0.1", "gpsd host, for source gpsd")
     gpsd_port: int = _opt(2947, "gpsd port, for source gpsd", min=1, max=65535)
-    stale_after_s: float = _opt(2.0, "a fix older than this is not attached to frames", min=0.1)
+    stale_after_s: float = _opt(2.0, "a fix older than this is not attached to frames", min=0.1, max=3600.0)
     precision_decimals: int = _opt(4, "decimals kept in stored coordinates (4 = about 11 m)", min=0, max=8)
-    track_interval_s: float = _opt(1.0, "one track point per this many seconds in the sidecar", min=0.0)
+    track_interval_s: float = _opt(1.0, "one track point per this many seconds in the sidecar", min=0.0,
+                                   max=3600.0)
     privacy_zones: list[PrivacyZone] = _opt([], "circles (home, work) inside which no location is stored")
     pause_in_zones: bool = _opt(False, "also stop recording video while inside a privacy zone")
 
@@ -199,6 +215,10 @@ def config_from_dict(data: Any, origin: str = "<config>") -> Config:
     if not (config.detect.faces.enabled or config.detect.plates.enabled):
         raise ConfigError(f"{origin}: detect.faces.enabled and detect.plates.enabled are both false: "
                           "nothing would be anonymized, so dashcam refuses to record")
+    track = config.track
+    if track.detect_every > track.max_gap_frames:
+        raise ConfigError(f"{origin}: track.detect_every ({track.detect_every}) is above track.max_gap_frames "
+                          f"({track.max_gap_frames}): every frame between detections would be blurred whole")
     plates = config.detect.plates
     if plates.road_top >= plates.road_bottom:
         raise ConfigError(f"{origin}: detect.plates.road_top ({plates.road_top}) must be above "
@@ -238,7 +258,12 @@ def _check_value(value: Any, hint: Any, rules: Any, origin: str, key: str) -> An
     elif hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise fail("a number")
-        value = float(value)
+        try:
+            value = float(value)
+        except OverflowError:  # an integer too large for a float
+            raise fail("a finite number") from None
+        if not math.isfinite(value):  # NaN compares false with every bound: it must never reach them
+            raise fail("a finite number")
     elif hint is str:
         if isinstance(value, (int, float)) and not isinstance(value, bool) and key.endswith("device"):
             value = str(value)  # a V4L2 index such as 0 is natural to write unquoted

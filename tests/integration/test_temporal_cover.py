@@ -104,11 +104,11 @@ def _busy_loops(count: int) -> list[subprocess.Popen]:
 
 
 def test_a_live_run_on_a_loaded_cpu_drops_frames_but_leaks_nothing_and_keeps_true_time(cut_clip, tmp_path):
-    """`dashcam run` replaying the cut clip in real time while two busy loops take the cores."""
+    """`dashcam run` replaying the cut clip in real time while three busy loops take the two cores."""
     config = tmp_path / "live.yaml"
     config.write_text(f"source:\n  kind: file\n  path: {cut_clip.path}\n  realtime: true\ngps:\n  source: none\n")
     stats_path = tmp_path / "stats.json"
-    load = _busy_loops(2)
+    load = _busy_loops(3)
     try:
         result = subprocess.run([sys.executable, "-m", "edge", "run", "--config", str(config), "--recordings",
                                  str(tmp_path / "rec"), "--stats-json", str(stats_path)],

@@ -22,7 +22,7 @@ def test_shipped_configs_load(path):
     ({"detect": {"facez": {}}}, "unknown key 'detect.facez'"),
     ({"colour": 1}, "unknown key 'colour'"),
     ({"detect": {"faces": {"score_threshold": "high"}}}, "detect.faces.score_threshold: expected a number"),
-    ({"detect": {"faces": {"score_threshold": 1.5}}}, "detect.faces.score_threshold: expected at most 1.0"),
+    ({"detect": {"faces": {"score_threshold": 1.5}}}, "detect.faces.score_threshold: expected at most 0.9"),
     ({"redact": {"mode": "smear"}}, "redact.mode: expected one of gaussian, pixelate, fill"),
     ({"record": {"segment_seconds": True}}, "record.segment_seconds: expected a number"),
     ({"detect": {"providers": "CPUExecutionProvider"}}, "detect.providers: expected a list of strings"),
@@ -55,3 +55,100 @@ def test_device_index_may_be_a_number():
 def test_described_defaults_round_trip():
     import yaml
     assert config_from_dict(yaml.safe_load(describe_defaults())) == Config()
+
+
+# ---- no number can weaken redaction: every numeric key is finite and bounded ---------------------------
+
+def _numeric_keys(cls: type = Config, prefix: str = "") -> list[tuple[str, type, dict]]:
+    """(dotted key, int or float, rules) for every number in the config tree; list items as key[0]."""
+    import dataclasses
+    import typing
+
+    keys = []
+    hints = typing.get_type_hints(cls)
+    for item in dataclasses.fields(cls):
+        hint = hints[item.name]
+        if dataclasses.is_dataclass(hint):
+            keys += _numeric_keys(hint, f"{prefix}{item.name}.")
+        elif typing.get_origin(hint) is list and dataclasses.is_dataclass(typing.get_args(hint)[0]):
+            keys += _numeric_keys(typing.get_args(hint)[0], f"{prefix}{item.name}[0].")
+        elif hint in (int, float) and "choices" not in item.metadata:
+            keys.append((f"{prefix}{item.name}", hint, dict(item.metadata)))
+    return keys
+
+
+def _nested(key: str, value) -> dict:
+    """`a.b[0].c` = value as the mapping YAML would give."""
+    data: dict = {}
+    node = data
+    parts = key.split(".")
+    for part in parts[:-1]:
+        if part.endswith("[0]"):
+            child: dict = {}
+            node[part[:-3]] = [child]
+            node = child
+        else:
+            node = node.setdefault(part, {})
+    node[parts[-1]] = value
+    return data
+
+
+NUMERIC_KEYS = _numeric_keys()
+
+
+def test_the_walk_finds_the_numbers():
+    names = {key for key, _, _ in NUMERIC_KEYS}
+    assert {"redact.face_mask_scale", "track.max_gap_ms", "gps.privacy_zones[0].radius_m",
+            "record.segment_seconds"} <= names and len(names) > 30
+
+
+@pytest.mark.parametrize("key, kind, rules", NUMERIC_KEYS, ids=[k for k, _, _ in NUMERIC_KEYS])
+def test_every_number_has_both_bounds(key, kind, rules):
+    assert "min" in rules and "max" in rules, f"{key} needs a min and a max"
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")], ids=["nan", "inf", "-inf"])
+@pytest.mark.parametrize("key, kind, rules", NUMERIC_KEYS, ids=[k for k, _, _ in NUMERIC_KEYS])
+def test_non_finite_numbers_are_refused(key, kind, rules, value):
+    with pytest.raises(ConfigError) as err:
+        config_from_dict(_nested(key, value), origin="bad.yaml")
+    message = str(err.value)
+    assert message.startswith(f"bad.yaml: {key}: expected ") and "\n" not in message
+
+
+@pytest.mark.parametrize("key, kind, rules", NUMERIC_KEYS, ids=[k for k, _, _ in NUMERIC_KEYS])
+def test_values_past_either_bound_are_refused(key, kind, rules):
+    step = 1 if kind is int else 1e-6 * max(1.0, abs(rules["max"]))
+    for value, expected in ((rules["min"] - step, "at least"), (rules["max"] + step, "at most"), (10**30, None)):
+        with pytest.raises(ConfigError) as err:
+            config_from_dict(_nested(key, kind(value) if kind is int else value), origin="bad.yaml")
+        assert key in str(err.value) and (expected is None or expected in str(err.value))
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"track": {"detect_every": 30, "max_gap_frames": 20}}, "above track.max_gap_frames"),
+    ({"detect": {"plates": {"road_top": 0.8, "road_bottom": 0.5}}}, "must be above"),
+])
+def test_cross_key_rules(data, message):
+    with pytest.raises(ConfigError, match=message):
+        config_from_dict(data, origin="bad.yaml")
+
+
+@pytest.mark.parametrize("text, key", [
+    ("detect:\n  plates:\n    score_threshold: .nan\n", "detect.plates.score_threshold"),
+    ("redact:\n  plate_mask_scale: .nan\n", "redact.plate_mask_scale"),
+    ("record:\n  segment_seconds: .inf\n", "record.segment_seconds"),
+    ("track:\n  max_gap_ms: -.inf\n", "track.max_gap_ms"),
+])
+def test_the_cli_refuses_a_non_finite_value_in_one_line_with_exit_2(tmp_path, text, key):
+    import subprocess
+    import sys
+
+    config = tmp_path / "bad.yaml"
+    config.write_text(text)
+    result = subprocess.run([sys.executable, "-m", "edge", "run", "--fast", "--config", str(config),
+                             "--recordings", str(tmp_path / "rec")], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert key in result.stderr and "finite" in result.stderr
+    assert not (tmp_path / "rec").exists() or not any((tmp_path / "rec").iterdir())
