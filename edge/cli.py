@@ -31,7 +31,7 @@ from edge.camera.images import is_image, read_image
 from edge.camera.opencv import VideoFileSource, stamp
 from edge.camera.reconnect import ReconnectingSource
 from edge.config import Config, GpsConfig, describe_defaults, load_config
-from edge.detect.face import StrideFaceDetector
+from edge.detect.union import FaceUnion
 from edge.detect.factory import build_detectors, guarded, model_ids
 from edge.detect.guard import DetectionFailure, GuardedDetector
 from edge.doctor import FAIL, DoctorOptions, run_doctor
@@ -228,7 +228,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _heat_governor(config: Config, detector: GuardedDetector, fps: float) -> HeatGovernor:
     """Live runs slow detection, then lower face resolution, then blur whole frames when the board runs hot."""
-    faces = [d for d in detector.detectors if isinstance(d, StrideFaceDetector)]
+    faces = [d for d in detector.detectors if isinstance(d, FaceUnion)]
 
     def set_face_long_side(long_side: int) -> None:
         for face_detector in faces:

@@ -19,6 +19,9 @@ import yaml
 from edge.errors import ConfigError
 
 
+FACE_MODELS = ("yunet", "yolo5face", "centerface")
+
+
 def _opt(default: Any, help: str, **rules: Any) -> Any:
     """A config field: its default, one-line description and validation rules."""
     meta = {"help": help, **rules}
@@ -52,13 +55,40 @@ class SourceConfig:
 @dataclass
 class FaceDetectorConfig:
     enabled: bool = _opt(True, "detect and redact faces")
-    model: str = _opt("yunet", "face model", choices=("yunet", "centerface"))
-    score_threshold: float = _opt(0.3, "minimum score kept; low on purpose, a missed face is worse than an extra blur",
-                                  min=0.0, max=0.9)
+    models: list[str] = _opt(["yunet", "yolo5face"], "face models whose boxes are all hidden (they miss different "
+                                                     "faces): yunet, yolo5face, centerface", choices=FACE_MODELS,
+                             min_items=1)
+    score_threshold: float = _opt(0.25, "minimum score kept; low on purpose, a missed face is worse than an extra "
+                                        "blur", min=0.0, max=0.9)
     nms_iou: float = _opt(0.4, "overlap above which the weaker of two boxes is dropped (at least 0.2: lower "
                                   "would merge neighbouring faces or plates into one)", min=0.2, max=1.0)
     input_long_side: int = _opt(1280, "frame is resized so its long side is at most this before detection (at least "
-                                                  "320: smaller finds no face of a dashcam's size)", min=320, max=4096)
+                                                  "320: smaller finds no face of a dashcam's size); yunet and "
+                                                  "centerface only, yolo5face sees a 640 letterbox", min=320, max=4096)
+    head_width: float = _opt(1.35, "a face box is widened to the head by this factor (measured: heads are a median "
+                                   "1.34x as wide as YuNet's face box)", min=1.0, max=3.0)
+    head_height: float = _opt(1.45, "and made this much taller (measured median 1.44x)", min=1.0, max=3.0)
+    head_raise: float = _opt(0.05, "and its centre raised by this share of the face height (hair sits above the "
+                                   "face)", min=0.0, max=0.5)
+
+
+@dataclass
+class PeopleConfig:
+    enabled: bool = _opt(True, "a second line: a COCO detector finds persons (their heads are hidden even when no "
+                               "face detector fires) and vehicles (searched for plates at native resolution)")
+    model: str = _opt("yolov5n_coco", "person and vehicle model", choices=("yolov5n_coco",))
+    score_threshold: float = _opt(0.3, "minimum person or vehicle score kept", min=0.05, max=0.9)
+    nms_iou: float = _opt(0.5, "overlap above which the weaker of two boxes of a class is dropped", min=0.2, max=1.0)
+    heads: bool = _opt(True, "hide the head region at the top of every person box")
+    head_width: float = _opt(0.5, "head width as a share of the person box's width (wider is safer: a person seen "
+                                  "from the side or with arms out has a wide box)", min=0.2, max=1.0)
+    head_height_share: float = _opt(0.3, "the head box is never taller than this share of the person box (a "
+                                         "whole body is about 7 heads tall; a person cut by the frame edge is "
+                                         "shorter)", min=0.1, max=1.0)
+    plates_in_vehicles: bool = _opt(True, "search each vehicle for plates at native resolution, all vehicles packed "
+                                          "into one or more 640 px canvases")
+    max_canvases: int = _opt(2, "at most this many vehicle canvases per keyframe (largest vehicles first in "
+                                "the leftovers)", min=1, max=8)
 
 
 @dataclass
@@ -88,8 +118,9 @@ class DetectConfig:
     offline_timeout_ms: int = _opt(60000, "the same for files (anonymize, run --fast, bench), which have no live "
                                           "deadline: only catches a hung model", min=1000, max=600000)
     models_dir: str = _opt("", "folder with the .onnx files (empty = the models shipped with dashcam)")
-    faces: FaceDetectorConfig = _section(FaceDetectorConfig, "face detector")
+    faces: FaceDetectorConfig = _section(FaceDetectorConfig, "face detectors")
     plates: PlateDetectorConfig = _section(PlateDetectorConfig, "licence-plate detector")
+    people: PeopleConfig = _section(PeopleConfig, "second line: persons (heads) and vehicles (plates)")
 
 
 @dataclass
@@ -120,8 +151,8 @@ class TrackConfig:
 @dataclass
 class RedactConfig:
     mode: str = _opt("gaussian", "how regions are hidden", choices=("gaussian", "pixelate", "fill"))
-    face_mask_scale: float = _opt(1.5, "face boxes grow by this factor about their centre: detectors box the face, "
-                                       "the mask should hide the head", min=1.0, max=4.0)
+    face_mask_scale: float = _opt(1.25, "head boxes grow by this factor about their centre (a margin: the face "
+                                        "detectors' boxes are already widened to the head, see detect.faces.head_*)", min=1.0, max=4.0)
     plate_mask_scale: float = _opt(1.3, "plate boxes grow by this factor about their centre", min=1.0, max=4.0)
     face_shape: str = _opt("ellipse", "mask shape for faces (plates are always rectangles)",
                            choices=("ellipse", "rectangle"))
@@ -277,6 +308,13 @@ def _check_value(value: Any, hint: Any, rules: Any, origin: str, key: str) -> An
             return [_build(item_type, item, origin, prefix=f"{key}[{i}].") for i, item in enumerate(value)]
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise fail("a list of strings")
+        if "choices" in rules:
+            if len(value) < rules.get("min_items", 0) or len(set(value)) != len(value):
+                raise fail(f"a list of at least {rules.get('min_items', 0)} different names")
+            unknown = [v for v in value if v not in rules["choices"]]
+            if unknown:
+                raise fail("names from " + ", ".join(map(str, rules["choices"])))
+            return value
     if "choices" in rules and value not in rules["choices"]:
         raise fail("one of " + ", ".join(map(str, rules["choices"])))
     if "min" in rules and value < rules["min"]:

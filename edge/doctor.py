@@ -22,6 +22,7 @@ import numpy as np
 from edge.board import hottest_c, read_throttled
 from edge.camera import open_source
 from edge.config import Config, DetectConfig, GpsConfig, RecordConfig, SourceConfig
+from edge.detect.factory import model_keys
 from edge.detect.models import resolve_model
 from edge.detect.session import create_session
 from edge.errors import ModelError, SourceError
@@ -148,11 +149,6 @@ def gps_verdict(configured: int, probes: list[BaudProbe]) -> Check:
 
 
 # ---- models ---------------------------------------------------------------------------------------------
-
-def model_keys(config: DetectConfig) -> list[str]:
-    keys = [config.faces.model] if config.faces.enabled else []
-    return keys + ([config.plates.model] if config.plates.enabled else [])
-
 
 def check_models(config: DetectConfig) -> list[Check]:
     models_dir = Path(config.models_dir) if config.models_dir else None

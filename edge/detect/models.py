@@ -30,6 +30,10 @@ MODELS: dict[str, ModelFile] = {
                   "37713e0a94d63983cdc00758eb89f3ace4eb1638ff9aee4aebb2c97413dd953f"),
         ModelFile("plate_yolov8n", "plate_yolov8n_safelicensing_640.onnx",
                   "1a520e47123c574e431325a11037ba55818cfe446887d38d10d590e523ceee3c"),
+        ModelFile("yolo5face", "yolov5face_n05.onnx",
+                  "ffeda7b88900bd8fb3c3cd71876d199aca389a1378d11e07d22faf4c5fc6b4ae"),
+        ModelFile("yolov5n_coco", "yolov5n_v6.1_coco.onnx",
+                  "9c78f543d841b9e2a522e1eb31a04c51a2597122b51ceab10deb9773ed7fc77c"),
     )
 }
 

@@ -70,11 +70,11 @@ class PlateYoloDetector:
 
     def detect(self, image_bgr: np.ndarray) -> Detections:
         height, width = image_bgr.shape[:2]
-        xyxy, score = self._detect_window(image_bgr)
+        xyxy, score = self.detect_window(image_bgr)
         if self._use_tiles(width, height):
             parts, scores = [xyxy], [score]
             for x, y, w, h in tile_windows(width, height, self._size, *self._band):
-                found, found_score = self._detect_window(image_bgr[y:y + h, x:x + w])
+                found, found_score = self.detect_window(image_bgr[y:y + h, x:x + w])
                 parts.append(found + np.array([x, y, x, y], np.float32))
                 scores.append(found_score)
             xyxy, score = np.concatenate(parts), np.concatenate(scores)
@@ -83,13 +83,18 @@ class PlateYoloDetector:
         self._calls += 1
         return Detections(clip_boxes(xyxy, width, height), score, np.full(len(score), Label.PLATE))
 
+    @property
+    def input_size(self) -> int:
+        """The side of the model's square input."""
+        return self._size
+
     def _use_tiles(self, width: int, height: int) -> bool:
         if self._tiles == "none" or self._calls % self._tile_every:
             return False
         # Tiles only help when the whole-frame pass shrinks the image noticeably.
         return max(width, height) > 1.25 * self._size
 
-    def _detect_window(self, image_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def detect_window(self, image_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Boxes (in the window's pixels) and scores after NMS for one letterboxed window."""
         square, geometry = letterbox(image_bgr, self._size)
         rgb = cv2.cvtColor(square, cv2.COLOR_BGR2RGB)

@@ -85,7 +85,7 @@ def _first_frame_with(truth, label):
     return next(t for t in truth if (t.label == label).sum() >= 2)
 
 
-@pytest.mark.parametrize("label,model", [(0, "yunet"), (0, "centerface"), (1, "plate_yolov8n")])
+@pytest.mark.parametrize("label,model", [(0, "yunet"), (0, "centerface"), (0, "yolo5face"), (1, "plate_yolov8n")])
 def test_real_model_finds_labelled_objects(sample_truth_frames, label, model):
     from edge.config import DetectConfig
     from edge.detect.boxes import iou_matrix
@@ -93,8 +93,8 @@ def test_real_model_finds_labelled_objects(sample_truth_frames, label, model):
 
     truth, frames = sample_truth_frames
     config = DetectConfig()
-    config.faces.model = model if label == 0 else "yunet"
-    config.faces.enabled, config.plates.enabled = label == 0, label == 1
+    config.faces.models = [model] if label == 0 else ["yunet"]
+    config.faces.enabled, config.plates.enabled, config.people.enabled = label == 0, label == 1, False
     (detector,) = build_detectors(config)
     record = _first_frame_with(truth, label)
     found = detector.detect(frames[int(record.key)])

@@ -47,7 +47,7 @@ def test_boxes_found_in_a_tile_map_back_to_the_frame(sample_plate_crop):
     canvas[y:y + crop.shape[0], x:x + crop.shape[1]] = crop
     truth = plate_in_crop + np.array([x, y, x, y], np.float32)
     config = DetectConfig()
-    config.faces.enabled, config.plates.tiles = False, "full"
+    config.faces.enabled, config.plates.tiles, config.people.enabled = False, "full", False
     (detector,) = build_detectors(config)
     found = detector.detect(canvas)
     assert len(found) and iou_matrix(truth[None], found.xyxy).max() > 0.5
