@@ -6,6 +6,11 @@ Definitions (docs/benchmark.md says the same for readers):
   (nothing of it is stored), cover every box in it.
 - *Recall* per class: the share of boxes covered; also at every tau of `taus`, and at `tau`
   split by box height (SIZE_BANDS).
+- *Hidden* per class (stored detail, edge.bench.stored): the share of boxes whose stored
+  pixels lost their detail by the auditor's rule (a face's core and two thirds of its head
+  ellipse, 85 % of a plate's box); overall, by size band, and as a per-track leak run
+  (consecutive frames in which the track's stored pixels kept their detail). Frames hidden
+  whole or dropped hide every box. Frames scored without source pixels are left out.
 - *Frame leak rate* per class: among frames with at least one box of the class, the share
   where any such box is not covered. With track ids, a track's *leak run* is its longest
   stretch of consecutive frame indices in which it is present and not covered.
@@ -86,11 +91,19 @@ class ClassMetrics:
     longest_leak_run: int | None  # None when the annotations have no track ids
     leak_run_by_track: dict[str, int]
     detector: DetectorScores
+    # Stored detail (edge.bench.stored); defaults so reports written before it still load.
+    hidden: float | None = None  # share of the box-frames scored on pixels whose detail was lost
+    hidden_scored: int = 0  # box-frames scored on pixels (frames hidden whole or dropped included)
+    hidden_by_size: dict[str, BandRecall] = field(default_factory=dict)  # `recall` is the hidden share
+    longest_detail_leak_run: int | None = None  # None when there are no track ids
+    detail_leak_run_by_track: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, data: Mapping) -> ClassMetrics:
         bands = {name: BandRecall(**band) for name, band in data["recall_by_size"].items()}
-        return cls(**{**data, "recall_by_size": bands, "detector": DetectorScores(**data["detector"])})
+        hidden_bands = {name: BandRecall(**band) for name, band in data.get("hidden_by_size", {}).items()}
+        return cls(**{**data, "recall_by_size": bands, "hidden_by_size": hidden_bands,
+                      "detector": DetectorScores(**data["detector"])})
 
 
 @dataclass
@@ -214,6 +227,8 @@ class MetricsAccumulator:
         self.tau, self.taus = float(tau), [float(t) for t in taus]
         self._tally = CoverageTally()
         self._runs = _LeakRuns()
+        self._detail = CoverageTally()  # 1.0 for a box whose stored pixels lost their detail, else 0.0
+        self._detail_runs = _LeakRuns()
         self._detector = {label: _DetectorTally() for label in Label}
         self._with_objects = dict.fromkeys(Label, 0)
         self._leaked = dict.fromkeys(Label, 0)
@@ -222,8 +237,11 @@ class MetricsAccumulator:
         self._outcomes = dict.fromkeys(FrameOutcome, 0)
         self._area_all, self._area_regions = _Area(), _Area()
 
-    def add_frame(self, truth: GroundTruth, applied: Applied, raw: Detections | None = None) -> np.ndarray:
-        """One frame: its ground truth, what redaction applied, and the detector's raw output if it ran.
+    def add_frame(self, truth: GroundTruth, applied: Applied, raw: Detections | None = None,
+                  hidden: np.ndarray | None = None) -> np.ndarray:
+        """One frame: its ground truth, what redaction applied, the detector's raw output if it ran, and
+        whether each box's stored pixels lost their detail (`edge.bench.stored.boxes_hidden`; None: not
+        measured, and the frame is left out of `hidden`, unless it was hidden whole or dropped).
 
         Returns each ground-truth box's covered share (1.0 for frames hidden whole or dropped).
         """
@@ -234,6 +252,7 @@ class MetricsAccumulator:
             coverage = box_coverage(applied, truth.xyxy)
         self._tally.record(coverage, truth.xyxy, truth.label)
         self._count_leaks(truth, coverage < self.tau)
+        self._add_detail(truth, applied, hidden)
         self._add_over_redaction(truth, applied, shape)
         if raw is not None:
             self._detector_frames += 1
@@ -261,8 +280,21 @@ class MetricsAccumulator:
             if mine.any():
                 self._with_objects[label] += 1
                 self._leaked[label] += int(leaked[mine].any())
-        position = int(truth.key) if truth.key.isdigit() else self._frames  # images: the call order
-        self._runs.add(position, truth, leaked)
+        self._runs.add(self._position(truth), truth, leaked)
+
+    def _position(self, truth: GroundTruth) -> int:
+        return int(truth.key) if truth.key.isdigit() else self._frames  # images: the call order
+
+    def _add_detail(self, truth: GroundTruth, applied: Applied, hidden: np.ndarray | None) -> None:
+        if isinstance(applied, FrameOutcome):
+            hidden = np.ones(len(truth.xyxy), bool)  # nothing of the frame's own pixels was stored
+        if hidden is None:
+            return
+        hidden = np.asarray(hidden, bool)
+        if hidden.shape != (len(truth.xyxy),):
+            raise ValueError(f"frame {truth.key!r}: {hidden.shape} hidden flags for {len(truth.xyxy)} boxes")
+        self._detail.record(hidden.astype(np.float64), truth.xyxy, truth.label)
+        self._detail_runs.add(self._position(truth), truth, ~hidden)
 
     def _add_over_redaction(self, truth: GroundTruth, applied: Applied, shape: tuple[int, int]) -> None:
         inside = boxes_mask(truth.xyxy, shape)
@@ -287,11 +319,17 @@ class MetricsAccumulator:
         bands = {name: BandRecall(_none_if_nan(value), count)
                  for name, (value, count) in self._tally.recall_by_size(label, self.tau).items()}
         runs = self._runs.by_track(label)
+        hidden, scored = self._detail.recall(label, 1.0)
+        hidden_bands = {name: BandRecall(_none_if_nan(value), count)
+                        for name, (value, count) in self._detail.recall_by_size(label, 1.0).items()}
+        detail_runs = self._detail_runs.by_track(label)
         return ClassMetrics(
             gt_boxes=boxes, recall=_none_if_nan(recall),
             recall_curve=[_none_if_nan(v) for v in self._tally.curve(label, self.taus)],
             recall_by_size=bands, frames_with_objects=self._with_objects[label], leaked_frames=self._leaked[label],
             frame_leak_rate=_ratio(self._leaked[label], self._with_objects[label]),
             longest_leak_run=max(runs.values()) if runs else None, leak_run_by_track=runs,
-            detector=self._detector[label].result(),
+            detector=self._detector[label].result(), hidden=_none_if_nan(hidden), hidden_scored=scored,
+            hidden_by_size=hidden_bands, longest_detail_leak_run=max(detail_runs.values()) if detail_runs else None,
+            detail_leak_run_by_track=detail_runs,
         )

@@ -123,13 +123,23 @@ def _class_specs(name: str, tau: float) -> list[Spec]:
                          (f"{name} recall @ tau {tau:g}", of(lambda c: c.recall), 3)]
     specs += [(f"{name} recall {band} ({_band_text(low, high)})",
                of(lambda c, band=band: c.recall_by_size[band].recall), 3) for band, low, high in SIZE_BANDS]
+    specs.append((f"{name} hidden (stored detail)", of(lambda c: c.hidden), 3))
+    specs += [(f"{name} hidden {band} ({_band_text(low, high)})", of(lambda c, band=band: _band_share(c, band)), 3)
+              for band, low, high in SIZE_BANDS]
     return specs + [
         (f"{name} frame leak rate", of(lambda c: c.frame_leak_rate), 3),
         (f"{name} longest leak run (frames)", of(lambda c: c.longest_leak_run), None),
+        (f"{name} longest detail leak run (frames)", of(lambda c: c.longest_detail_leak_run), None),
         (f"{name} detector precision", of(lambda c: c.detector.precision), 3),
         (f"{name} detector recall", of(lambda c: c.detector.recall), 3),
         (f"{name} detector AP50", of(lambda c: c.detector.ap50), 3),
     ]
+
+
+def _band_share(metrics: ClassMetrics, band: str) -> float | None:
+    """The hidden share of one size band; None in reports written before stored detail was measured."""
+    hidden = metrics.hidden_by_size.get(band)
+    return hidden.recall if hidden is not None else None
 
 
 def _run_specs(runs: list[RunReport]) -> list[Spec]:

@@ -7,6 +7,12 @@ truth and stores nothing. A folder of photos is anonymized one image at a time, 
 `dashcam anonymize` does (every image detected; no tracking across unrelated photos, so
 `track` settings do not apply). Only the current frame's mask is ever held.
 
+Redaction overwrites each frame in place, so the stored-detail measure (edge.bench.stored)
+gets its own copy of the source image: for a video a wrapper around the file source keeps
+one per frame with ground-truth boxes until that frame is scored, for photos one image at a
+time. These copies stay in memory, bounded, and are dropped when their frame is scored;
+nothing unredacted is written or logged.
+
 This module owns opening the input, loading its annotations, one scored run per config
 and the report's provenance; `cli.py` only parses arguments and prints.
 """
@@ -16,7 +22,7 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,15 +35,18 @@ from edge.bench.metrics import DEFAULT_TAU, FrameOutcome, MetricsAccumulator
 from edge.bench.progress import Progress
 from edge.bench.report import (BenchReport, PlotsUnavailable, RunReport, render_json, render_markdown,
                                reproducibility, write_plots, write_text)
+from edge.bench.stored import boxes_hidden
+from edge.bench.truth import GroundTruth
+from edge.camera import FrameSource
 from edge.camera.images import read_image
 from edge.camera.opencv import VideoFileSource, stamp
-from edge.config import Config, RedactConfig, load_config
+from edge.config import Config, RedactConfig, TrackConfig, load_config
 from edge.detect.factory import build_detectors, guarded, model_ids
 from edge.detect.guard import DetectionFailure, GuardedDetector
 from edge.errors import ConfigError, SourceError, StorageError
 from edge.pipeline import Pipeline
 from edge.redact import RedactedFrame, Redactor, redaction_mask
-from edge.types import Detections
+from edge.types import Detections, Frame
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +54,8 @@ CLASS_TARGETS = ("face", "plate", "ignore")
 # Config sections that change what is hidden; the others (source, gps, record) play no part in a benchmark,
 # and gps may hold privacy-zone coordinates that must not end up in a published report.
 RECORDED_SECTIONS = ("detect", "track", "redact")
-_STAGES = ("capture", "detect", "redact", "score")
+# "detail" is the stored-detail measure, a part of "score"; the source copy it needs is timed in "capture".
+_STAGES = ("capture", "detect", "redact", "score", "detail")
 
 
 # ---- arguments ----------------------------------------------------------------------------------------------
@@ -169,20 +179,26 @@ def planned_count(subject: BenchInput, truth: Annotations) -> int | None:
 # ---- one run ------------------------------------------------------------------------------------------------
 
 def run_bench(subject: BenchInput, truth: Annotations, config: Config, name: str, *, tau: float = DEFAULT_TAU,
-              progress: Progress | None = None) -> RunReport:
-    """Anonymize `subject` with `config` and score what was hidden; the report's one column."""
+              progress: Progress | None = None, detector: GuardedDetector | None = None) -> RunReport:
+    """Anonymize `subject` with `config` and score what was hidden; the report's one column.
+
+    `detector` replaces the config's detectors (tests pass scripted ones; the caller closes it,
+    and the report then names no models).
+    """
     accumulator = MetricsAccumulator(tau=check_tau(tau))
-    detector = guarded(build_detectors(config.detect), config.detect, live=False)  # files: no live deadline
+    models = model_ids(config.detect) if detector is None else {}
+    used = detector or guarded(build_detectors(config.detect), config.detect, live=False)  # files: no live deadline
     try:
         if subject.video:
-            fps, stage_ms = _run_video(subject, truth, config, detector, accumulator, progress)
+            fps, stage_ms = _run_video(subject, truth, config, used, accumulator, progress)
         else:
-            fps, stage_ms = _run_images(subject, truth, config, detector, accumulator, progress)
+            fps, stage_ms = _run_images(subject, truth, config, used, accumulator, progress)
     finally:
-        detector.close()
+        if detector is None:
+            used.close()
     return RunReport(name, accumulator.result(), fps=round(fps, 2),
                      stage_ms={stage: round(ms, 2) for stage, ms in stage_ms.items()},
-                     models=model_ids(config.detect), config=recorded_config(config))
+                     models=models, config=recorded_config(config))
 
 
 def recorded_config(config: Config) -> dict[str, Any]:
@@ -216,22 +232,106 @@ class _RawDetections:
             return self._by_index.pop(index, None)
 
 
+def stored_hidden(truth: GroundTruth, applied: np.ndarray | FrameOutcome, source_bgr: np.ndarray | None,
+                  frame: RedactedFrame | None) -> np.ndarray | None:
+    """Whether each ground-truth box's stored pixels lost their detail; None where the outcome decides
+    (a frame hidden whole or dropped hides every box: the accumulator counts that)."""
+    if isinstance(applied, FrameOutcome) or frame is None:
+        return None
+    if len(truth.xyxy) == 0:
+        return np.zeros(0, bool)
+    if source_bgr is None:  # a bench bug, never a reason to call a box hidden or leaked
+        raise RuntimeError(f"frame {truth.key}: no source copy to measure stored detail against")
+    return boxes_hidden(source_bgr, frame.image_bgr, truth.xyxy, truth.label)
+
+
+def has_boxes(truth: Annotations) -> Callable[[int], bool]:
+    """Whether a video frame, by index, has ground-truth boxes (only those need a source copy)."""
+    def wanted(index: int) -> bool:
+        record = truth.truths.get(str(index))
+        return record is not None and len(record.xyxy) > 0
+    return wanted
+
+
+def copy_limit(track: TrackConfig) -> int:
+    """Most source copies a video run can hold: a file's delay line holds at most 2 * detect_every + 2
+    frames (edge.pipeline), the store queue 4, and a few more are in hand between stages."""
+    return 2 * min(track.detect_every, track.max_gap_frames) + 16
+
+
+class _SourceCopies:
+    """Source images by frame index, each held from capture until its frame is scored, in memory only.
+
+    Bounded: holding more than `limit` means frames are captured but never scored, a bench
+    bug, so `keep` raises rather than grow (the pipeline stops and the run fails).
+    """
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._lock = threading.Lock()  # kept by the capture thread, taken by the store thread
+        self._by_index: dict[int, np.ndarray] = {}
+
+    def keep(self, index: int, image_bgr: np.ndarray) -> None:
+        with self._lock:
+            if len(self._by_index) >= self._limit:
+                raise RuntimeError(f"bench: {len(self._by_index)} source copies waiting to be scored "
+                                   f"(at most {self._limit}); frames are not reaching the scorer")
+            self._by_index[index] = image_bgr.copy()
+
+    def pop(self, index: int) -> np.ndarray | None:
+        with self._lock:
+            return self._by_index.pop(index, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._by_index.clear()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._by_index)
+
+
+class _CopyingSource:
+    """A FrameSource that passes frames on, first keeping a copy of each wanted frame's image."""
+
+    def __init__(self, source: FrameSource, copies: _SourceCopies, wanted: Callable[[int], bool]) -> None:
+        self._source, self._copies, self._wanted = source, copies, wanted
+        self.name, self.fps, self.width, self.height = source.name, source.fps, source.width, source.height
+
+    def read(self) -> Frame | None:
+        frame = self._source.read()
+        if frame is not None and self._wanted(frame.index):
+            self._copies.keep(frame.index, frame.image_bgr)
+        return frame
+
+    def close(self) -> None:
+        self._source.close()
+
+
 class _ScoringSink:
     """Takes the segment writer's place: scores each redacted frame in order and stores nothing.
 
     `note_dropped` carries no index, so dropped frames are found as gaps between the
     indices written, and after the last one up to the number of frames captured (`finish`).
+    Each frame's source copy is taken from `sources` when it is scored, or dropped with it.
     """
 
     def __init__(self, truth: Annotations, accumulator: MetricsAccumulator, raw: _RawDetections,
-                 config: RedactConfig, progress: Progress | None) -> None:
+                 config: RedactConfig, progress: Progress | None, sources: _SourceCopies) -> None:
         self._truth, self._accumulator, self._raw = truth, accumulator, raw
-        self._config, self._progress = config, progress
+        self._config, self._progress, self._sources = config, progress, sources
         self._next = 0  # index of the next frame to score
+        self.detail_seconds = 0.0  # spent in the stored-detail measure
 
     def write(self, frame: RedactedFrame) -> None:
         self._drop_until(frame.index)
-        self._score(frame.index, applied_redaction(frame, self._config))
+        applied = applied_redaction(frame, self._config)
+        source = self._sources.pop(frame.index)
+        started = time.perf_counter()
+        hidden = stored_hidden(self._truth.get(str(frame.index)), applied, source, frame)
+        self.detail_seconds += time.perf_counter() - started
+        del source  # scored: the raw copy goes now
+        self._score(frame.index, applied, hidden)
 
     def note_dropped(self) -> None:
         """Counted from the gap it leaves (see the class docstring)."""
@@ -244,10 +344,11 @@ class _ScoringSink:
 
     def _drop_until(self, index: int) -> None:
         for missing in range(self._next, index):
+            self._sources.pop(missing)  # nothing of it was stored; its copy goes too
             self._score(missing, FrameOutcome.DROPPED)
 
-    def _score(self, index: int, applied: np.ndarray | FrameOutcome) -> None:
-        self._accumulator.add_frame(self._truth.get(str(index)), applied, self._raw.pop(index))
+    def _score(self, index: int, applied: np.ndarray | FrameOutcome, hidden: np.ndarray | None = None) -> None:
+        self._accumulator.add_frame(self._truth.get(str(index)), applied, self._raw.pop(index), hidden)
         self._next = index + 1
         if self._progress is not None:
             self._progress.update(self._next)
@@ -255,19 +356,21 @@ class _ScoringSink:
 
 def _run_video(subject: BenchInput, truth: Annotations, config: Config, detector: GuardedDetector,
                accumulator: MetricsAccumulator, progress: Progress | None) -> tuple[float, dict[str, float]]:
-    raw = _RawDetections()
-    sink = _ScoringSink(truth, accumulator, raw, config.redact, progress)
-    source = VideoFileSource(subject.path, realtime=False)
+    raw, sources = _RawDetections(), _SourceCopies(copy_limit(config.track))
+    sink = _ScoringSink(truth, accumulator, raw, config.redact, progress, sources)
+    source = _CopyingSource(VideoFileSource(subject.path, realtime=False), sources, has_boxes(truth))
     try:
         pipeline = Pipeline(source, detector, Redactor(config.redact), sink, max_frames=subject.max_frames,
                             tracking=config.track, live=False, on_detections=raw.put)
         stats = pipeline.run()
+        sink.finish(stats.frames_captured)
     finally:
         source.close()
-    sink.finish(stats.frames_captured)
+        sources.clear()  # after an error, copies of frames never scored
     stage_ms = stats.stage_ms_per_frame()
     # No encoder runs here: the store stage's time is the scoring sink's.
     stage_ms["score"] = stage_ms.pop("store")
+    stage_ms["detail"] = 1000 * sink.detail_seconds / max(1, stats.frames_captured)
     return stats.fps, stage_ms
 
 
@@ -278,16 +381,22 @@ def _run_images(subject: BenchInput, truth: Annotations, config: Config, detecto
     keys = scored_images(subject, truth)
     started = time.perf_counter()
     for position, key in enumerate(keys):
+        here = truth.get(key)
         with _timed(seconds, "capture"):
             frame = stamp(read_image(subject.path / key), position)
+            source = frame.image_bgr.copy() if len(here.xyxy) else None  # redaction overwrites the frame's own
         with _timed(seconds, "detect"):
             verdict = detector.detect(frame.image_bgr)
         with _timed(seconds, "redact"):
             redacted = redactor.redact(frame, verdict)
-        del frame  # its pixels were hidden in place; nothing raw outlives this image
+        del frame  # its pixels were hidden in place
         with _timed(seconds, "score"):
             raw = verdict if isinstance(verdict, Detections) else None
-            accumulator.add_frame(truth.get(key), applied_redaction(redacted, config.redact), raw)
+            applied = applied_redaction(redacted, config.redact)
+            with _timed(seconds, "detail"):
+                hidden = stored_hidden(here, applied, source, redacted)
+            del source  # scored: nothing raw outlives this image
+            accumulator.add_frame(here, applied, raw, hidden)
         if progress is not None:
             progress.update(position + 1)
     elapsed = time.perf_counter() - started

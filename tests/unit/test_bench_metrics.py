@@ -112,6 +112,43 @@ def test_longest_leaked_run_per_track():
     assert (face.frames_with_objects, face.leaked_frames) == (6, 5)
 
 
+def test_hidden_by_stored_detail_is_kept_apart_from_coverage():
+    accumulator = MetricsAccumulator()
+    face_7, plate = (0, 0, 10, 10, FACE), (20, 0, 60, 40, PLATE)
+    # Covered but its pixels kept their detail (frame 0); left uncovered yet its detail lost (frame 1).
+    accumulator.add_frame(truth("0", [face_7, plate], [7, 1]), mask((0, 0, 60, 40)), hidden=np.array([False, True]))
+    accumulator.add_frame(truth("1", [face_7, plate], [7, 1]), mask(), hidden=np.array([True, False]))
+    accumulator.add_frame(truth("2", [face_7], [7]), mask(), hidden=np.array([False]))
+    accumulator.add_frame(truth("3", [face_7], [7]), mask(), hidden=np.array([False]))
+    accumulator.add_frame(truth("4", [face_7], [7]), mask())  # not measured on pixels: left out
+    accumulator.add_frame(truth("5", [face_7, plate], [7, 1]), FrameOutcome.WHOLE_FRAME)  # hides every box
+    accumulator.add_frame(truth("6", [plate], [1]), FrameOutcome.DROPPED)
+    face, plate_metrics = (accumulator.result().classes[name] for name in ("face", "plate"))
+    assert (face.hidden, face.hidden_scored, face.gt_boxes) == (pytest.approx(2 / 5), 5, 6)
+    assert (plate_metrics.hidden, plate_metrics.hidden_scored) == (pytest.approx(3 / 4), 4)
+    assert face.recall == pytest.approx(2 / 6) and plate_metrics.recall == pytest.approx(3 / 4)  # coverage as before
+    assert (face.hidden_by_size["tiny"].recall, face.hidden_by_size["tiny"].boxes) == (pytest.approx(2 / 5), 5)
+    assert plate_metrics.hidden_by_size["medium"].boxes == 4 and plate_metrics.hidden_by_size["large"].recall is None
+    # Track 7 kept its detail in frames 0, 2 and 3 (1 broke the run): 2. Frame 4 was not measured.
+    assert face.detail_leak_run_by_track == {"7": 2} and face.longest_detail_leak_run == 2
+    assert plate_metrics.longest_detail_leak_run == 1 and face.longest_leak_run == 4
+    with pytest.raises(ValueError, match="hidden flags"):
+        accumulator.add_frame(truth("7", [face_7]), mask(), hidden=np.array([True, True]))
+
+
+def test_reports_from_before_stored_detail_still_load():
+    accumulator = MetricsAccumulator()
+    accumulator.add_frame(truth("0", [(0, 0, 10, 10, FACE)], [3]), mask(), hidden=np.array([True]))
+    data = json.loads(json.dumps(accumulator.result().to_dict()))
+    new = ("hidden", "hidden_scored", "hidden_by_size", "longest_detail_leak_run", "detail_leak_run_by_track")
+    for metrics in data["classes"].values():
+        for key in new:
+            del metrics[key]
+    old = BenchResult.from_dict(data)
+    assert old.classes["face"].recall == 0.0 and old.classes["face"].hidden is None
+    assert old.classes["face"].hidden_by_size == {} and old.classes["face"].longest_detail_leak_run is None
+
+
 def test_recall_by_box_height_band():
     accumulator = MetricsAccumulator()
     rows = [(0, 0, 10, 10, FACE), (20, 0, 40, 20, FACE), (50, 0, 100, 50, FACE), (100, 0, 200, 100, FACE)]
@@ -157,9 +194,11 @@ def test_average_precision_edges():
 
 def test_result_is_plain_json_and_round_trips():
     accumulator = MetricsAccumulator()
-    accumulator.add_frame(truth("0", [(0, 0, 10, 10, FACE)], [3]), mask(), detections([(0, 0, 10, 10, 0.9, FACE)]))
+    accumulator.add_frame(truth("0", [(0, 0, 10, 10, FACE)], [3]), mask(), detections([(0, 0, 10, 10, 0.9, FACE)]),
+                          hidden=np.array([False]))
     accumulator.add_frame(truth("1", []), FrameOutcome.WHOLE_FRAME)
     result = accumulator.result()
+    assert result.classes["face"].hidden_by_size["tiny"].recall == 0.0
     text = json.dumps(result.to_dict(), allow_nan=False)
     assert BenchResult.from_dict(json.loads(text)) == result
 

@@ -21,12 +21,13 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def _result(covered_share: float):
-    """One 100x100 frame with a 10x10 face whose left `covered_share` is hidden, and one hidden whole."""
+    """One 100x100 frame with a 10x10 face whose left `covered_share` is hidden (and whose stored pixels
+    lost their detail only when all of it is), and one frame hidden whole."""
     accumulator = MetricsAccumulator()
     face = GroundTruth("0", np.array([[0, 0, 10, 10]], np.float32), np.array([Label.FACE]), np.array([1]), 100, 100)
     applied = np.zeros((100, 100), bool)
     applied[0:10, 0:round(10 * covered_share)] = True
-    accumulator.add_frame(face, applied)
+    accumulator.add_frame(face, applied, hidden=np.array([covered_share == 1.0]))
     accumulator.add_frame(GroundTruth.empty("1", (100, 100)), FrameOutcome.WHOLE_FRAME)
     return accumulator.result()
 
@@ -54,9 +55,22 @@ def test_markdown_contains_the_numbers(report):
     assert "| face recall @ tau 0.9 | 1.000 | 0.000 |" in text
     assert "| fps | 24.5 | 61.0 |" in text
     assert "| redact ms/frame | 2.0 | - |" in text
+    assert "| face hidden (stored detail) | 1.000 | 0.000 |" in text
+    assert "| face hidden tiny (h<16px) | 1.000 | 0.000 |" in text
+    assert "| face longest detail leak run (frames) | 0 | 1 |" in text
     assert "| 0.50 | 1.000 | - | 1.000 | - |" in text  # recall curve: half covered passes tau 0.5
     assert "unknown classes 'car' (3)" in text
     assert f"privacy-dashcam {edge.__version__}" in text and "ab" * 32 in text
+
+
+def test_reports_from_before_stored_detail_render_without_it(report):
+    data = json.loads(render_json(report))
+    for run in data["runs"]:
+        for metrics in run["metrics"]["classes"].values():
+            del metrics["hidden"], metrics["hidden_by_size"], metrics["longest_detail_leak_run"]
+    text = render_markdown(BenchReport.from_dict(data))
+    assert "| face hidden (stored detail) | - | - |" in text and "| face hidden tiny (h<16px) | - | - |" in text
+    assert "| face recall @ tau 0.9 | 1.000 | 0.000 |" in text
 
 
 def test_terminal_table_is_aligned(report):

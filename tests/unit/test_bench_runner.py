@@ -8,11 +8,11 @@ import pytest
 
 from edge.bench.annotations import MediaInfo, load_annotations
 from edge.bench.metrics import MetricsAccumulator
-from edge.bench.runner import (BenchInput, _RawDetections, _ScoringSink, load_truth, named_configs, parse_class_map,
-                               recorded_config)
+from edge.bench.runner import (BenchInput, _CopyingSource, _RawDetections, _ScoringSink, _SourceCopies, copy_limit,
+                               has_boxes, load_truth, named_configs, parse_class_map, recorded_config)
 from edge.camera import SAMPLE_VIDEO
 from edge.camera.opencv import stamp
-from edge.config import Config, RedactConfig
+from edge.config import Config, RedactConfig, TrackConfig
 from edge.detect.guard import DetectionFailure
 from edge.errors import ConfigError, SourceError
 from edge.redact import Redactor
@@ -53,11 +53,14 @@ def _frame(index: int, verdict: Detections | DetectionFailure, config: RedactCon
 
 
 def test_sink_scores_dropped_frames_from_the_gaps():
-    config = RedactConfig()
-    accumulator, raw = MetricsAccumulator(), _RawDetections()
-    sink = _ScoringSink(_truth(), accumulator, raw, config, progress=None)
+    config, truth = RedactConfig(), _truth()
+    accumulator, raw, sources = MetricsAccumulator(), _RawDetections(), _SourceCopies(limit=8)
+    sink = _ScoringSink(truth, accumulator, raw, config, progress=None, sources=sources)
     found = Detections(np.array([[2, 2, 20, 20]], np.float32), np.array([0.9], np.float32),
                        np.array([Label.FACE]))
+    for index in range(4):
+        if has_boxes(truth)(index):
+            sources.keep(index, np.zeros((48, 64, 3), np.uint8))
     raw.put(0, found)
     raw.put(2, DetectionFailure("boom"))
     sink.write(_frame(0, found, config))
@@ -67,6 +70,41 @@ def test_sink_scores_dropped_frames_from_the_gaps():
     result = accumulator.result()
     assert (result.frames, result.frames_dropped, result.frames_whole_frame) == (4, 2, 1)
     assert result.frames_detector_ran == 1  # the failed keyframe has no detections to score
+    assert len(sources) == 0  # every source copy went when its frame was scored, stored or not
+
+
+def test_source_copies_are_kept_only_for_frames_with_boxes_and_are_bounded():
+    truth = _truth()
+
+    class Frames:
+        name, fps, width, height = "frames", 10.0, 64, 48
+
+        def __init__(self) -> None:
+            self.index, self.closed = 0, False
+
+        def read(self):
+            self.index += 1
+            return stamp(np.full((48, 64, 3), self.index, np.uint8), self.index - 1) if self.index <= 4 else None
+
+        def close(self) -> None:
+            self.closed = True
+
+    inner, sources = Frames(), _SourceCopies(limit=8)
+    source = _CopyingSource(inner, sources, has_boxes(truth))
+    frames = [source.read() for _ in range(5)]
+    assert frames[-1] is None and (source.width, source.height) == (64, 48)
+    wanted = [i for i in range(4) if len(truth.get(str(i)).xyxy)]
+    assert 0 < len(wanted) < 4 and len(sources) == len(wanted)
+    frames[wanted[0]].image_bgr[:] = 0  # redaction overwrites the frame in place; the copy is the bench's own
+    assert sources.pop(wanted[0]).max() == wanted[0] + 1 and sources.pop(wanted[0]) is None
+    source.close()
+    assert inner.closed
+    bounded = _SourceCopies(limit=2)
+    bounded.keep(0, frames[0].image_bgr)
+    bounded.keep(1, frames[0].image_bgr)
+    with pytest.raises(RuntimeError, match="not reaching the scorer"):
+        bounded.keep(2, frames[0].image_bgr)
+    assert copy_limit(TrackConfig(detect_every=3)) == 2 * 3 + 16
 
 
 def test_annotations_must_describe_the_kind_of_input(tmp_path):
