@@ -80,11 +80,11 @@ class PeopleConfig:
     score_threshold: float = _opt(0.3, "minimum person or vehicle score kept", min=0.05, max=0.9)
     nms_iou: float = _opt(0.5, "overlap above which the weaker of two boxes of a class is dropped", min=0.2, max=1.0)
     heads: bool = _opt(True, "hide the head region at the top of every person box")
-    head_width: float = _opt(0.5, "head width as a share of the person box's width (wider is safer: a person seen "
+    head_width: float = _opt(0.7, "head width as a share of the person box's width (wider is safer: a person seen "
                                   "from the side or with arms out has a wide box)", min=0.2, max=1.0)
     head_height_share: float = _opt(0.3, "the head box is never taller than this share of the person box (a "
                                          "whole body is about 7 heads tall; a person cut by the frame edge is "
-                                         "shorter)", min=0.1, max=1.0)
+                                         "shorter; a box cut by the frame's bottom edge gets at least 0.8 x 0.5)", min=0.1, max=1.0)
     plates_in_vehicles: bool = _opt(True, "search each vehicle for plates at native resolution, all vehicles packed "
                                           "into one or more 640 px canvases")
     max_canvases: int = _opt(2, "at most this many vehicle canvases per keyframe (largest vehicles first in "

@@ -10,6 +10,8 @@ rate, optionally with busy processes taking the CPU), writes a real video file, 
 file is decoded and scored box by box:
 
 * hidden: the box's core keeps less than MAX_RETAINED of its source detail (edge.bench.stored);
+* whole_hidden: the auditor's measure (`edge.bench.stored.box_hidden`): a face's core and 2/3 of its
+  head ellipse, a plate's 85 %, lost their detail; with each object's longest run of leaked frames;
 * detected at a bracket: a keyframe at or before the frame, or at or after it (the nearest
   of each), found the object (a detection of its class with IoU >= 0.3, or whose centre lies
   inside the box);
@@ -42,7 +44,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from edge.bench.runner import BenchInput, load_truth  # noqa: E402
-from edge.bench.stored import MAX_RETAINED, core_retained  # noqa: E402
+from edge.bench.stored import MAX_RETAINED, box_hidden, core_retained  # noqa: E402
 from edge.camera.opencv import VideoFileSource  # noqa: E402
 from edge.config import load_config  # noqa: E402
 from edge.detect.boxes import iou_matrix  # noqa: E402
@@ -181,6 +183,26 @@ def _found(box: np.ndarray, label: int, found: Detections | None) -> bool:
     return bool(inside.any() or (iou_matrix(box[None], xyxy) >= 0.3).any())
 
 
+class _LeakRuns:
+    """Per object: the longest run of consecutive source frames in which it kept its detail."""
+
+    def __init__(self) -> None:
+        self._current: dict[tuple[str, int], tuple[int, int]] = {}  # (class, track) -> (last frame, run length)
+        self._longest: dict[tuple[str, int], int] = {}
+
+    def add(self, name: str, track: int, frame: int, leaked: bool) -> None:
+        key = (name, track)
+        last, run = self._current.get(key, (-2, 0))
+        run = (run + 1 if last == frame - 1 else 1) if leaked else 0
+        self._current[key] = (frame, run)
+        self._longest[key] = max(self._longest.get(key, 0), run)
+
+    def summary(self, name: str) -> tuple[int, int, int, int]:
+        """(objects, objects that leaked at all, objects that leaked more than 3 frames in a row, longest run)."""
+        runs = [run for (label, _), run in self._longest.items() if label == name]
+        return len(runs), sum(r > 0 for r in runs), sum(r > 3 for r in runs), max(runs, default=0)
+
+
 def score(clip: Path, stored_path: Path, truth: list[list[tuple]], keyframes: dict) -> dict:
     source, _ = _decoded(clip)
     stored, stamps = _decoded(stored_path)
@@ -189,8 +211,11 @@ def score(clip: Path, stored_path: Path, truth: list[list[tuple]], keyframes: di
     stored_at = {f: i for i, f in enumerate(source_of)}
     by_track_frame = {(track, f): (box, label) for f, rows in enumerate(truth) for box, label, track in rows}
     counts = {name: {"boxes": 0, "hidden": 0, "violations": 0, "mask_leaks": 0, "undetected_leaks": 0,
-                     "by_height": {f"{lo}-{hi}": [0, 0] for lo, hi in SIZE_BANDS}} for name in ("face", "plate")}
+                     "by_height": {f"{lo}-{hi}": [0, 0] for lo, hi in SIZE_BANDS},
+                     "whole_hidden": 0, "whole_by_height": {f"{lo}-{hi}": [0, 0] for lo, hi in SIZE_BANDS}}
+              for name in ("face", "plate")}
     violations = []
+    runs = _LeakRuns()
     for stored_index, f in enumerate(source_of):
         before = max((k for k in keys if k <= f), default=None)
         after = min((k for k in keys if k >= f), default=None)
@@ -200,6 +225,12 @@ def score(clip: Path, stored_path: Path, truth: list[list[tuple]], keyframes: di
             c["boxes"] += 1
             band = next(f"{lo}-{hi}" for lo, hi in SIZE_BANDS if lo <= box[3] - box[1] < hi)
             c["by_height"][band][0] += 1
+            # The auditor's measure: a face's core and 2/3 of its head ellipse, a plate's 85 %, lost their detail.
+            whole = box_hidden(source[f], stored[stored_index], box, label)
+            c["whole_hidden"] += int(whole)
+            c["whole_by_height"][band][0] += 1
+            c["whole_by_height"][band][1] += int(whole)
+            runs.add(name, track, f, leaked=not whole)
             if core_retained(source[f], stored[stored_index], box) < MAX_RETAINED:
                 c["hidden"] += 1
                 c["by_height"][band][1] += 1
@@ -217,9 +248,12 @@ def score(clip: Path, stored_path: Path, truth: list[list[tuple]], keyframes: di
                 c["mask_leaks"] += 1  # found, but the mask on the keyframe itself missed the core
             else:
                 c["undetected_leaks"] += 1
-    for c in counts.values():
+    for name, c in counts.items():
         c["recall"] = round(c["hidden"] / c["boxes"], 4) if c["boxes"] else None
         c["by_height"] = {k: (round(h / n, 3) if n else None, n) for k, (n, h) in c["by_height"].items()}
+        c["whole_recall"] = round(c["whole_hidden"] / c["boxes"], 4) if c["boxes"] else None
+        c["whole_by_height"] = {k: (round(h / n, 3) if n else None, n) for k, (n, h) in c["whole_by_height"].items()}
+        c["objects"], c["objects_leaking"], c["objects_leaking_over_3_frames"], c["longest_leak_run"] = runs.summary(name)
     return {"stored_frames": len(stored), "source_frames": len(source),
             "stored_duration_s": round(stamps[-1] + 1 / FPS, 3) if stamps else 0.0,
             "source_duration_s": round(len(source) / FPS, 3), "keyframes": len(keys),

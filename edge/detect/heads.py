@@ -23,13 +23,24 @@ def face_to_head(xyxy: np.ndarray, width: float, height: float, raise_: float) -
     return np.concatenate([centre - half, centre + half], axis=1).astype(np.float32)
 
 
-def person_heads(person_xyxy: np.ndarray, width_share: float, height_share: float) -> np.ndarray:
+# A person box that reaches the frame's bottom edge is someone close to the camera, cut off: the box
+# is mostly head and shoulders, and the head may sit anywhere in its upper half (measured on the dev
+# photos: +1.5 points of heads hidden for +1.4 points of area).
+CUT_WIDTH_SHARE = 0.8
+CUT_HEIGHT_SHARE = 0.5
+
+
+def person_heads(person_xyxy: np.ndarray, width_share: float, height_share: float,
+                 frame_height: int | None = None) -> np.ndarray:
     """The head region at the top of each person box: `width_share` of its width, centred, and as tall as
     1.3 head widths but never more than `height_share` of the person (a box cut by the frame's bottom edge
-    is short, and its head is a larger share of it)."""
+    is short, and its head is a larger share of it). Boxes that reach `frame_height` get the wider and
+    taller region of a person cut off close to the camera."""
     x1, y1, x2, y2 = person_xyxy.T
-    head_w = width_share * (x2 - x1)
-    head_h = np.minimum(height_share * (y2 - y1), 1.3 * head_w)
+    cut = (y2 >= frame_height - 2) if frame_height is not None else np.zeros(len(person_xyxy), bool)
+    head_w = np.where(cut, max(width_share, CUT_WIDTH_SHARE), width_share) * (x2 - x1)
+    head_h = np.where(cut, max(height_share, CUT_HEIGHT_SHARE) * (y2 - y1),
+                      np.minimum(height_share * (y2 - y1), 1.3 * head_w))
     cx = (x1 + x2) / 2
     return np.stack([cx - head_w / 2, y1, cx + head_w / 2, y1 + head_h], axis=1).astype(np.float32)
 

@@ -147,7 +147,8 @@ class SecondLine:
         parts = []
         if self._config.heads:
             person = class_id == PERSON
-            heads = person_heads(xyxy[person], self._config.head_width, self._config.head_height_share)
+            heads = person_heads(xyxy[person], self._config.head_width, self._config.head_height_share,
+                                 image_bgr.shape[0])
             parts.append(Detections(heads, score[person], np.full(len(heads), Label.FACE)))
         if self._plates is not None:
             parts.append(self._plates_in(image_bgr, xyxy[class_id != PERSON]))

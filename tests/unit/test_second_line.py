@@ -59,6 +59,11 @@ def test_a_person_s_head_sits_at_the_top_and_is_never_taller_than_its_share():
     assert cut.tolist() == pytest.approx([50, 0, 150, 36])  # 100 wide, at most 0.3 x 120 tall
 
 
+def test_a_person_cut_off_by_the_frame_s_bottom_edge_gets_a_larger_head_region():
+    (close,) = person_heads(np.array([[0, 100, 200, 480]], np.float32), 0.5, 0.3, frame_height=480)
+    assert close.tolist() == pytest.approx([20, 100, 180, 290])  # 0.8 of the width, half the height
+
+
 boxes = st.lists(st.tuples(st.floats(0, 500), st.floats(0, 500), st.floats(1, 120), st.floats(1, 120)),
                  min_size=0, max_size=12)
 
