@@ -117,6 +117,8 @@ class DetectConfig:
                             max=600000)
     offline_timeout_ms: int = _opt(60000, "the same for files (anonymize, run --fast, bench), which have no live "
                                           "deadline: only catches a hung model", min=1000, max=600000)
+    side_by_side: bool = _opt(False, "run the face, plate and person models at the same time in threads of their "
+                                     "own (pair with intra_op_threads: 1) instead of one after the other")
     models_dir: str = _opt("", "folder with the .onnx files (empty = the models shipped with dashcam)")
     faces: FaceDetectorConfig = _section(FaceDetectorConfig, "face detectors")
     plates: PlateDetectorConfig = _section(PlateDetectorConfig, "licence-plate detector")
