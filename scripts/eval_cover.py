@@ -62,12 +62,13 @@ SIZE_BANDS = ((0, 16), (16, 32), (32, 64), (64, 128), (128, 10_000))  # box heig
 def _photos(data: Path) -> list[tuple[Path, np.ndarray, np.ndarray]]:
     """(image path, xyxy, label) for every annotated development photo but the sample's."""
     used = (REPO / "edge" / "data" / "sample" / "ATTRIBUTION.md").read_text()
-    sets = [(data / "faces-roboflow-sample" / "images", data / "faces-roboflow-sample" / "labels"),
-            (data / "plates-openimages-valid", data / "plates-openimages-valid" / "_annotations.coco.json")]
+    sets = [(data / "faces-roboflow-sample" / "images", data / "faces-roboflow-sample" / "labels", None),
+            (data / "plates-openimages-valid", data / "plates-openimages-valid" / "_annotations.coco.json",
+             {"0": "plate"})]  # Roboflow named the plate category "0"
     photos = []
-    for images, annotations in sets:
+    for images, annotations, classes in sets:
         subject = BenchInput.open(images)
-        truth = load_truth(subject, annotations)
+        truth = load_truth(subject, annotations, classes=classes)
         for key, record in sorted(truth.truths.items()):
             if len(record.xyxy) and Path(key).name not in used:
                 photos.append((images / key, record.xyxy.astype(np.float64), record.label.copy()))

@@ -30,6 +30,8 @@ MODELS: dict[str, ModelFile] = {
                   "37713e0a94d63983cdc00758eb89f3ace4eb1638ff9aee4aebb2c97413dd953f"),
         ModelFile("plate_yolov8n", "plate_yolov8n_safelicensing_640.onnx",
                   "1a520e47123c574e431325a11037ba55818cfe446887d38d10d590e523ceee3c"),
+        ModelFile("plate_yolov8n_int8", "plate_yolov8n_safelicensing_640.int8.onnx",
+                  "869b12654723dce33b3eda6d88bc806f7896df9fc10f17502b894d014481f9a4"),
         ModelFile("yolo5face", "yolov5face_n05.onnx",
                   "ffeda7b88900bd8fb3c3cd71876d199aca389a1378d11e07d22faf4c5fc6b4ae"),
         ModelFile("yolov5n_coco", "yolov5n_v6.1_coco.onnx",
