@@ -209,26 +209,49 @@ def pixelate(region: np.ndarray, blocks: int = _PIXELATE_BLOCKS) -> np.ndarray:
 
 def region_masks(detections: Detections, shape: tuple[int, int], config: RedactConfig
                  ) -> list[tuple[tuple[int, int, int, int], np.ndarray | None]]:
-    """Each grown box in whole pixels, clipped to the frame, with its mask inside the box (None = all of it).
+    """Regions to hide, in whole pixels, clipped to the frame, each with its mask inside it (None = all of it).
 
-    A face ellipse is drawn on the whole grown box before clipping: drawn on the clipped box it
-    would shrink to fit and leave the corners of a face at the frame's edge uncovered.
+    The boxes of one tracked object (the temporal cover gives it several: carried from both
+    keyframes, interpolated, moved with the camera) make one region, the union of their shapes,
+    so it is blurred once, not once per box. A face ellipse is drawn on the whole grown box before
+    clipping: drawn on the clipped box it would shrink to fit and leave the corners of a face at the
+    frame's edge uncovered.
     """
     height, width = shape
     scales = np.where(detections.label == Label.FACE, config.face_mask_scale, config.plate_mask_scale)
+    grown = grow_boxes(detections.xyxy, scales, None, None)
     regions = []
-    for (u1, v1, u2, v2), label in zip(grow_boxes(detections.xyxy, scales, None, None).tolist(), detections.label):
+    for members in _objects(detections):
+        u1, v1 = grown[members, :2].min(axis=0).tolist()
+        u2, v2 = grown[members, 2:].max(axis=0).tolist()
         x1, y1, x2, y2 = max(u1, 0), max(v1, 0), min(u2, width), min(v2, height)
         if x2 <= x1 or y2 <= y1:
             continue
-        mask = None
-        if label == Label.FACE and config.face_shape == "ellipse":
-            canvas = np.zeros((v2 - v1, u2 - u1), np.uint8)
-            centre = ((u2 - u1 - 1) / 2, (v2 - v1 - 1) / 2)
-            cv2.ellipse(canvas, (centre, (float(u2 - u1), float(v2 - v1)), 0), 255, thickness=-1)
-            mask = canvas[y1 - v1:y2 - v1, x1 - u1:x2 - u1].astype(bool)
-        regions.append(((x1, y1, x2, y2), mask))
+        shapes = [(grown[i], detections.label[i] == Label.FACE and config.face_shape == "ellipse") for i in members]
+        if len(shapes) == 1 and not shapes[0][1]:
+            regions.append(((x1, y1, x2, y2), None))
+            continue
+        canvas = np.zeros((v2 - v1, u2 - u1), np.uint8)
+        for (b1, c1, b2, c2), ellipse in shapes:
+            if ellipse:
+                centre = ((b1 + b2 - 1) / 2 - u1, (c1 + c2 - 1) / 2 - v1)
+                cv2.ellipse(canvas, (centre, (float(b2 - b1), float(c2 - c1)), 0), 255, thickness=-1)
+            else:
+                canvas[c1 - v1:c2 - v1, b1 - u1:b2 - u1] = 255
+        regions.append(((x1, y1, x2, y2), canvas[y1 - v1:y2 - v1, x1 - u1:x2 - u1].astype(bool)))
     return regions
+
+
+def _objects(detections: Detections) -> list[np.ndarray]:
+    """Indices of the boxes of each object: one group per tracked object and label, a box without a track alone."""
+    groups: dict[tuple[int, int], list[int]] = {}
+    alone = []
+    for i, (track_id, label) in enumerate(zip(detections.track_id.tolist(), detections.label.tolist())):
+        if track_id < 0:
+            alone.append(np.array([i]))
+        else:
+            groups.setdefault((track_id, label), []).append(i)
+    return alone + [np.array(members) for members in groups.values()]
 
 
 def redaction_mask(detections: Detections, shape: tuple[int, int], config: RedactConfig) -> np.ndarray:

@@ -103,3 +103,18 @@ def test_face_ellipse_at_the_frame_edge_is_cut_not_shrunk():
     mask = redaction_mask(face, (200, 200), RedactConfig())
     assert box_coverage(mask, face.xyxy)[0] > 0.97
     assert mask[70, 0] and not mask[40, 50]  # the edge column is hidden; the ellipse keeps its shape
+
+
+def test_the_boxes_of_one_tracked_object_are_hidden_as_one_region_with_the_same_pixels():
+    """The cover gives an object several boxes; they become one region whose mask is exactly their union."""
+    from edge.config import RedactConfig
+    from edge.redact import redaction_mask, region_masks
+
+    xyxy = [[100, 100, 140, 150], [104, 98, 146, 151], [300, 200, 360, 230], [308, 204, 366, 232], [10, 10, 30, 40]]
+    labels = [Label.FACE, Label.FACE, Label.PLATE, Label.PLATE, Label.FACE]
+    tracked = Detections(xyxy, [0.9] * 5, labels, track_id=[3, 3, 4, 4, -1])
+    untracked = Detections(xyxy, [0.9] * 5, labels)
+    config = RedactConfig()
+    assert len(region_masks(tracked, (480, 640), config)) == 3
+    assert len(region_masks(untracked, (480, 640), config)) == 5
+    assert np.array_equal(redaction_mask(tracked, (480, 640), config), redaction_mask(untracked, (480, 640), config))
