@@ -171,7 +171,7 @@ def test_gps_verdict_ok_with_fix_and_warn_without():
 def test_corrupted_model_fails_its_sha256_and_the_other_still_runs(tmp_path):
     models = tmp_path / "models"
     models.mkdir()
-    good, bad = MODELS["plate_yolov8n"], MODELS["yunet"]
+    good, bad = MODELS["plate_yolov8n_int8"], MODELS["yunet"]
     shutil.copy(default_models_dir() / good.filename, models / good.filename)
     data = bytearray((default_models_dir() / bad.filename).read_bytes())
     data[len(data) // 2] ^= 0xFF
@@ -179,8 +179,9 @@ def test_corrupted_model_fails_its_sha256_and_the_other_still_runs(tmp_path):
     detect = config_from_dict({"detect": {"models_dir": str(models)}}).detect
     checks = _by_name(check_models(detect))
     assert checks["model yunet"].verdict == FAIL and "sha256" in checks["model yunet"].detail
-    assert checks["model plate_yolov8n"].verdict == OK
-    assert "CPUExecutionProvider" in checks["model plate_yolov8n"].detail
+    assert checks["model yolo5face"].verdict == FAIL and "missing" in checks["model yolo5face"].detail
+    assert checks["model plate_yolov8n_int8"].verdict == OK
+    assert "CPUExecutionProvider" in checks["model plate_yolov8n_int8"].detail
 
 
 @pytest.fixture
