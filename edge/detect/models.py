@@ -36,6 +36,8 @@ MODELS: dict[str, ModelFile] = {
                   "ffeda7b88900bd8fb3c3cd71876d199aca389a1378d11e07d22faf4c5fc6b4ae"),
         ModelFile("yolov5n_coco", "yolov5n_v6.1_coco.onnx",
                   "9c78f543d841b9e2a522e1eb31a04c51a2597122b51ceab10deb9773ed7fc77c"),
+        ModelFile("yolov5n_coco_int8", "yolov5n_v6.1_coco.int8.onnx",
+                  "5a1780c03f26eb27c8e8276c1dfd6a9a8b62efebfa14fcf884e6d8f36f05603c"),
     )
 }
 
