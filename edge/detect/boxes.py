@@ -78,6 +78,14 @@ def letterbox(image: np.ndarray, size: int, pad_value: int = 114) -> tuple[np.nd
     return canvas, Letterbox(scale=scale, pad_x=float(left), pad_y=float(top))
 
 
+def letterbox_blob(image_bgr: np.ndarray, size: int) -> tuple[np.ndarray, Letterbox]:
+    """The YOLO family's input: the image letterboxed into size x size (pad 114), RGB / 255, as a
+    float32 [1, 3, size, size] blob; and the geometry that maps its boxes back."""
+    square, geometry = letterbox(image_bgr, size)
+    rgb = cv2.cvtColor(square, cv2.COLOR_BGR2RGB)
+    return rgb.transpose(2, 0, 1)[None].astype(np.float32) * np.float32(1 / 255), geometry
+
+
 def resize_for_stride(image: np.ndarray, long_side: int, stride: int) -> tuple[np.ndarray, float]:
     """Shrink so the long side is at most `long_side`, then pad right/bottom to a multiple of `stride`.
 

@@ -7,11 +7,10 @@ hides; see `edge.detect.second_line`) and motor vehicles (whose plates it search
 """
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import onnxruntime as ort
 
-from edge.detect.boxes import clip_boxes, cxcywh_to_xyxy, letterbox, nms
+from edge.detect.boxes import clip_boxes, cxcywh_to_xyxy, letterbox_blob, nms
 
 PERSON = 0
 VEHICLES = (2, 3, 5, 7)  # car, motorcycle, bus, truck
@@ -49,9 +48,7 @@ class CocoDetector:
     def detect(self, image_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """`(xyxy, score, class_id)` in the image's pixels."""
         height, width = image_bgr.shape[:2]
-        square, geometry = letterbox(image_bgr, self._size)
-        rgb = cv2.cvtColor(square, cv2.COLOR_BGR2RGB)
-        blob = rgb.transpose(2, 0, 1)[None].astype(np.float32) * np.float32(1 / 255)
+        blob, geometry = letterbox_blob(image_bgr, self._size)
         (output,) = self._session.run(None, {self._input_name: blob})
         xyxy, score, class_id = decode_yolov5(output, (PERSON, *VEHICLES), self._score_threshold)
         # Offsetting boxes by class keeps NMS from merging a rider into his motorcycle.

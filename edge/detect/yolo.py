@@ -5,11 +5,10 @@ centre-x, centre-y, width, height and one class score per anchor (no objectness)
 """
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import onnxruntime as ort
 
-from edge.detect.boxes import clip_boxes, cxcywh_to_xyxy, letterbox, nms
+from edge.detect.boxes import clip_boxes, cxcywh_to_xyxy, letterbox_blob, nms
 from edge.types import Detections, Label
 
 
@@ -96,9 +95,7 @@ class PlateYoloDetector:
 
     def detect_window(self, image_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Boxes (in the window's pixels) and scores after NMS for one letterboxed window."""
-        square, geometry = letterbox(image_bgr, self._size)
-        rgb = cv2.cvtColor(square, cv2.COLOR_BGR2RGB)
-        blob = (rgb.transpose(2, 0, 1)[None].astype(np.float32)) * np.float32(1 / 255)
+        blob, geometry = letterbox_blob(image_bgr, self._size)
         (output,) = self._session.run(None, {self._input_name: blob})
         xyxy, score = decode_yolov8(output, self._score_threshold)
         keep = nms(xyxy, score, self._nms_iou)

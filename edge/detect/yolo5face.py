@@ -7,11 +7,10 @@ misses (masked, half-turned, seen from above), so dashcam runs it beside YuNet.
 """
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import onnxruntime as ort
 
-from edge.detect.boxes import clip_boxes, letterbox, nms
+from edge.detect.boxes import clip_boxes, letterbox_blob, nms
 from edge.types import Detections, Label
 
 STRIDES = (8, 16, 32)
@@ -68,9 +67,7 @@ class Yolo5FaceDetector:
 
     def detect(self, image_bgr: np.ndarray) -> Detections:
         height, width = image_bgr.shape[:2]
-        square, geometry = letterbox(image_bgr, self._size)
-        rgb = cv2.cvtColor(square, cv2.COLOR_BGR2RGB)
-        blob = rgb.transpose(2, 0, 1)[None].astype(np.float32) * np.float32(1 / 255)
+        blob, geometry = letterbox_blob(image_bgr, self._size)
         raw = self._session.run(self._output_names, {self._input_name: blob})
         xyxy, score = decode_yolo5face(dict(zip(self._output_names, raw)), self._score_threshold)
         keep = nms(xyxy, score, self._nms_iou)
