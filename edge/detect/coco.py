@@ -8,9 +8,9 @@ hides; see `edge.detect.second_line`) and motor vehicles (whose plates it search
 from __future__ import annotations
 
 import numpy as np
-import onnxruntime as ort
 
 from edge.detect.boxes import clip_boxes, cxcywh_to_xyxy, letterbox_blob, nms
+from edge.detect.session import SquareInputModel
 
 PERSON = 0
 VEHICLES = (2, 3, 5, 7)  # car, motorcycle, bus, truck
@@ -32,18 +32,10 @@ def decode_yolov5(output: np.ndarray, classes: tuple[int, ...],
     return xyxy, score[keep].astype(np.float32), wanted[best[keep]]
 
 
-class CocoDetector:
+class CocoDetector(SquareInputModel):
     """Persons and vehicles in one 640 letterbox of the whole frame, NMS per class."""
 
     name = "yolov5n_coco"
-
-    def __init__(self, session: ort.InferenceSession, score_threshold: float, nms_iou: float) -> None:
-        self._session = session
-        model_input = session.get_inputs()[0]
-        self._input_name = model_input.name
-        self._size = int(model_input.shape[2])
-        self._score_threshold = score_threshold
-        self._nms_iou = nms_iou
 
     def detect(self, image_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """`(xyxy, score, class_id)` in the image's pixels."""

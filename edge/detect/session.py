@@ -50,3 +50,21 @@ def create_session(model_path: Path, providers: list[str], intra_op_threads: int
         raise ModelError(f"cannot load model {model_path}: {str(exc).splitlines()[0]}") from None
     log.info("loaded %s with providers %s", model_path.name, session.get_providers())
     return session
+
+
+class SquareInputModel:
+    """What a detector on one square letterboxed input holds: its session, input name and side, thresholds."""
+
+    def __init__(self, session: ort.InferenceSession, score_threshold: float, nms_iou: float) -> None:
+        self._session = session
+        model_input = session.get_inputs()[0]
+        self._input_name = model_input.name
+        self._size = int(model_input.shape[2])
+        self._output_names = [output.name for output in session.get_outputs()]
+        self._score_threshold = score_threshold
+        self._nms_iou = nms_iou
+
+    @property
+    def input_size(self) -> int:
+        """The side of the model's square input."""
+        return self._size

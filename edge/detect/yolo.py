@@ -9,6 +9,7 @@ import numpy as np
 import onnxruntime as ort
 
 from edge.detect.boxes import clip_boxes, cxcywh_to_xyxy, letterbox_blob, nms
+from edge.detect.session import SquareInputModel
 from edge.types import Detections, Label
 
 
@@ -44,7 +45,7 @@ def _spans(start: int, length: int, tile: int, min_overlap: float) -> list[tuple
     return [(start + int(round(i * step)), tile) for i in range(count)]
 
 
-class PlateYoloDetector:
+class PlateYoloDetector(SquareInputModel):
     """Plates in the whole frame, plus (optionally) in native-resolution tiles of the road band.
 
     The model sees 640x640: a 1280-wide frame is halved, so a 16 px plate becomes 8 px, below
@@ -56,12 +57,7 @@ class PlateYoloDetector:
 
     def __init__(self, session: ort.InferenceSession, score_threshold: float, nms_iou: float,
                  tiles: str = "none", road_top: float = 0.0, road_bottom: float = 1.0, tile_every: int = 1) -> None:
-        self._session = session
-        model_input = session.get_inputs()[0]
-        self._input_name = model_input.name
-        self._size = int(model_input.shape[2])
-        self._score_threshold = score_threshold
-        self._nms_iou = nms_iou
+        super().__init__(session, score_threshold, nms_iou)
         self._band = (0.0, 1.0) if tiles == "full" else (road_top, road_bottom)
         self._tiles = tiles
         self._tile_every = tile_every
@@ -81,11 +77,6 @@ class PlateYoloDetector:
             xyxy, score = xyxy[keep], score[keep]
         self._calls += 1
         return Detections(clip_boxes(xyxy, width, height), score, np.full(len(score), Label.PLATE))
-
-    @property
-    def input_size(self) -> int:
-        """The side of the model's square input."""
-        return self._size
 
     def _use_tiles(self, width: int, height: int) -> bool:
         if self._tiles == "none" or self._calls % self._tile_every:

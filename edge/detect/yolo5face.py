@@ -8,9 +8,9 @@ misses (masked, half-turned, seen from above), so dashcam runs it beside YuNet.
 from __future__ import annotations
 
 import numpy as np
-import onnxruntime as ort
 
 from edge.detect.boxes import clip_boxes, letterbox_blob, nms
+from edge.detect.session import SquareInputModel
 from edge.types import Detections, Label
 
 STRIDES = (8, 16, 32)
@@ -51,19 +51,10 @@ def decode_yolo5face(outputs: dict[str, np.ndarray], score_threshold: float) -> 
     return np.concatenate(all_boxes).astype(np.float32), np.concatenate(all_scores).astype(np.float32)
 
 
-class Yolo5FaceDetector:
+class Yolo5FaceDetector(SquareInputModel):
     """Faces on one 640 letterbox of the whole frame."""
 
     name = "yolo5face"
-
-    def __init__(self, session: ort.InferenceSession, score_threshold: float, nms_iou: float) -> None:
-        self._session = session
-        model_input = session.get_inputs()[0]
-        self._input_name = model_input.name
-        self._size = int(model_input.shape[2])
-        self._output_names = [output.name for output in session.get_outputs()]
-        self._score_threshold = score_threshold
-        self._nms_iou = nms_iou
 
     def detect(self, image_bgr: np.ndarray) -> Detections:
         height, width = image_bgr.shape[:2]
