@@ -165,7 +165,7 @@ def _install_stop_handlers() -> threading.Event:
 
 def _detector_and_redactor(config: Config, live: bool) -> tuple[GuardedDetector, Redactor]:
     """Live sources get the live detector deadline; files only the one for a hung model."""
-    return guarded(build_detectors(config.detect), config.detect, live), Redactor(config.redact)
+    return guarded(build_detectors(config.detect, live), config.detect, live), Redactor(config.redact)
 
 
 def _encoder_settings(config: Config) -> EncoderSettings:

@@ -91,8 +91,11 @@ class PeopleConfig:
                                          "shorter; a box cut by the frame's bottom edge gets at least 0.8 x 0.5)", min=0.1, max=1.0)
     plates_in_vehicles: bool = _opt(True, "search each vehicle for plates at native resolution, all vehicles packed "
                                           "into one or more 640 px canvases")
-    max_canvases: int = _opt(2, "at most this many vehicle canvases per keyframe (largest vehicles first in "
-                                "the leftovers)", min=1, max=8)
+    max_canvases: int = _opt(2, "at most this many vehicle canvases per keyframe (vehicles that do not fit are "
+                                "left to the whole-frame pass)", min=1, max=8)
+    live_every: int = _opt(2, "live sources: run the second line on every n-th keyframe only (the keyframes "
+                              "between still run faces and plates; what the second line found is carried to "
+                              "them from the keyframe before and after); files always run it", min=1, max=4)
 
 
 @dataclass

@@ -150,7 +150,7 @@ def run_pipeline(clip: Path, config_path: Path | None, live: bool, out: Path) ->
             keyframes[index] = verdict if isinstance(verdict, Detections) else None
 
     source = VideoFileSource(clip, realtime=live)
-    detector = guarded(build_detectors(config.detect), config.detect, live)
+    detector = guarded(build_detectors(config.detect, live), config.detect, live)
     encoder = VideoEncoder(out / "stored.mp4", source.width, source.height, source.fps,
                            EncoderSettings(crf=12, preset="veryfast"))
     try:

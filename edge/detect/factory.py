@@ -25,9 +25,10 @@ def model_keys(config: DetectConfig) -> list[str]:
     return keys
 
 
-def build_detectors(config: DetectConfig) -> list[Detector]:
+def build_detectors(config: DetectConfig, live: bool = False) -> list[Detector]:
     """The face union, the plate detector and the second line, as enabled; models are checked against their
-    sha256 first."""
+    sha256 first. A `live` source runs the second line on every `people.live_every`-th keyframe only: a
+    camera cannot wait, and on 2 cores the full set on every keyframe dropped frames."""
     models_dir = Path(config.models_dir) if config.models_dir else None
 
     def session_for(key: str):
@@ -48,7 +49,7 @@ def build_detectors(config: DetectConfig) -> list[Detector]:
     people = config.people
     if people.enabled:
         coco = CocoDetector(session_for(people.model), people.score_threshold, people.nms_iou)
-        detectors.append(SecondLine(coco, plate_detector, people))
+        detectors.append(SecondLine(coco, plate_detector, people, every=people.live_every if live else 1))
     return detectors
 
 

@@ -137,12 +137,20 @@ class SecondLine:
 
     name = "second_line"
 
-    def __init__(self, coco: CocoDetector, plates: PlateYoloDetector | None, config: PeopleConfig) -> None:
+    def __init__(self, coco: CocoDetector, plates: PlateYoloDetector | None, config: PeopleConfig,
+                 every: int = 1) -> None:
         self._coco = coco
         self._plates = plates if config.plates_in_vehicles else None
         self._config = config
+        self._every = every
+        self._calls = 0
 
     def detect(self, image_bgr: np.ndarray) -> Detections:
+        """What the second line finds; on a live source's skipped keyframes (see `every`), nothing."""
+        due = self._calls % self._every == 0
+        self._calls += 1
+        if not due:
+            return Detections.empty()
         xyxy, score, class_id = self._coco.detect(image_bgr)
         parts = []
         if self._config.heads:

@@ -158,3 +158,34 @@ def test_plates_of_small_cars_are_found_inside_vehicles_where_the_whole_frame_mi
     found_alone = iou_matrix(plates, alone.xyxy).max(axis=1) > 0.5 if len(alone) else np.zeros(len(plates), bool)
     found = iou_matrix(plates, with_vehicles.xyxy[with_vehicles.label == Label.PLATE]).max(axis=1) > 0.5
     assert found.all() and found_alone.sum() < len(plates)
+
+
+class _CountingCoco:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def detect(self, image_bgr):
+        self.calls += 1
+        return (np.array([[100, 50, 140, 200]], np.float32), np.array([0.9], np.float32), np.array([PERSON]))
+
+
+def test_a_live_second_line_runs_on_every_n_th_keyframe_and_finds_nothing_between():
+    from edge.config import PeopleConfig
+    from edge.detect.second_line import SecondLine
+
+    coco = _CountingCoco()
+    line = SecondLine(coco, None, PeopleConfig(plates_in_vehicles=False), every=2)
+    found = [len(line.detect(np.zeros((240, 320, 3), np.uint8))) for _ in range(5)]
+    assert found == [1, 0, 1, 0, 1] and coco.calls == 3
+
+
+def test_files_run_the_second_line_on_every_keyframe_and_live_sources_every_n_th():
+    from edge.config import DetectConfig
+    from edge.detect.factory import build_detectors
+
+    config = DetectConfig()
+    config.faces.enabled = config.plates.enabled = False
+    config.people.live_every = 3
+    (offline,) = build_detectors(config)
+    (live,) = build_detectors(config, live=True)
+    assert offline._every == 1 and live._every == 3
