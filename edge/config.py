@@ -20,6 +20,8 @@ from edge.errors import ConfigError
 
 
 FACE_MODELS = ("yunet", "yolo5face", "centerface")
+# Keys of older releases, and what took their place: an old config gets told, not just refused.
+RENAMED = {"detect.faces.model": "detect.faces.models, a list (e.g. models: [yunet, yolo5face])"}
 
 
 def _opt(default: Any, help: str, **rules: Any) -> Any:
@@ -276,7 +278,10 @@ def _build(cls: type, data: Any, origin: str, prefix: str) -> Any:
     hints = typing.get_type_hints(cls)
     unknown = sorted(set(map(str, data)) - set(fields))
     if unknown:
-        raise ConfigError(f"{origin}: unknown key '{prefix}{unknown[0]}' (known: {', '.join(fields)})")
+        key = f"{prefix}{unknown[0]}"
+        if key in RENAMED:
+            raise ConfigError(f"{origin}: {key} was replaced by {RENAMED[key]}")
+        raise ConfigError(f"{origin}: unknown key '{key}' (known: {', '.join(fields)})")
     values = {}
     for name, value in data.items():
         key = f"{prefix}{name}"

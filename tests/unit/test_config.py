@@ -152,3 +152,8 @@ def test_the_cli_refuses_a_non_finite_value_in_one_line_with_exit_2(tmp_path, te
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert key in result.stderr and "finite" in result.stderr
     assert not (tmp_path / "rec").exists() or not any((tmp_path / "rec").iterdir())
+
+
+def test_a_renamed_key_says_what_replaced_it():
+    with pytest.raises(ConfigError, match=r"detect.faces.model was replaced by detect.faces.models"):
+        config_from_dict({"detect": {"faces": {"model": "yunet"}}})
