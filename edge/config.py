@@ -242,18 +242,54 @@ def load_config(path: Path | None) -> Config:
     if path is None:
         return Config()
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        raw = Path(path).read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"config file {path} is {len(raw)} bytes: a config is a few kB (at most "
+                          f"{MAX_CONFIG_BYTES})")
     try:
-        data = yaml.safe_load(text)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} is not UTF-8 text (byte {exc.start}): is it the right file?") from None
+    if "\x00" in text:
+        raise ConfigError(f"config file {path} is binary, not YAML text: is it the right file?")
+    try:
+        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}:{where} is not valid YAML") from None
+        problem = getattr(exc, "problem", None) or ""
+        detail = f": {problem}" if problem.startswith("duplicate key") else ""
+        raise ConfigError(f"{path}:{where} is not valid YAML{detail}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply to be a config") from None
     return config_from_dict(data or {}, origin=str(path))
+
+
+# A config is a few kB; anything much larger is the wrong file (or an attempt to exhaust memory).
+MAX_CONFIG_BYTES = 1 << 20
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a mapping with the same key twice (plain YAML keeps the last, silently:
+    a second `detect:` section would quietly replace the first)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen = set()
+        for key_node, _value in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                duplicate = key in seen
+            except TypeError:  # an unhashable key: let SafeLoader say what is wrong with it
+                break
+            if duplicate:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 def config_from_dict(data: Any, origin: str = "<config>") -> Config:

@@ -157,3 +157,32 @@ def test_the_cli_refuses_a_non_finite_value_in_one_line_with_exit_2(tmp_path, te
 def test_a_renamed_key_says_what_replaced_it():
     with pytest.raises(ConfigError, match=r"detect.faces.model was replaced by detect.faces.models"):
         config_from_dict({"detect": {"faces": {"model": "yunet"}}})
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"detect:\n  timeout_ms: 100\ndetect:\n  timeout_ms: 9000\n", r"line 3 is not valid YAML: duplicate key 'detect'"),
+    (b"track:\n  detect_every: 3\n  detect_every: 30\n", r"line 3 is not valid YAML: duplicate key 'detect_every'"),
+    (b"source:\n  path: caf\xe9.mp4\n", r"is not UTF-8 text"),
+    (b"\x00\x01\x02binary", r"is binary, not YAML text"),
+    (b"source: " + b"[" * 100_000 + b"]" * 100_000 + b"\n", r"nested too deeply|not valid YAML"),
+    (b"# " + b"x" * (1 << 21) + b"\n", r"a config is a few kB"),
+])
+def test_hostile_config_files_get_one_clear_error(tmp_path, content, message):
+    path = tmp_path / "bad.yaml"
+    path.write_bytes(content)
+    with pytest.raises(ConfigError, match=message):
+        load_config(path)
+
+
+@pytest.mark.parametrize("content", [b"detect:\n  timeout_ms: 100\ndetect:\n  timeout_ms: 9000\n", b"\xff\xfe\x00binary"])
+def test_the_cli_refuses_a_duplicate_key_or_a_binary_file_in_one_line_with_exit_2(tmp_path, content):
+    import subprocess
+    import sys
+
+    config = tmp_path / "bad.yaml"
+    config.write_bytes(content)
+    result = subprocess.run([sys.executable, "-m", "edge", "run", "--fast", "--config", str(config),
+                             "--recordings", str(tmp_path / "rec")], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "bad.yaml" in result.stderr
