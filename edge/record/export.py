@@ -30,7 +30,8 @@ def resolve(target: str, folder: RecordingsFolder, index: TripsIndex) -> tuple[s
     """A trip id (as `dashcam trips` shows it, e.g. 3 or trip-3) or a segment name, stem or path."""
     trip_id = target.removeprefix("trip-")
     if trip_id.isdigit():
-        rows = index.segments(trip_id=int(trip_id))
+        # SQLite integers are 64-bit: a longer number is no trip, not an OverflowError.
+        rows = index.segments(trip_id=int(trip_id)) if int(trip_id) < 2**63 else []
         if not rows:
             raise SourceError(f"no trip {trip_id} in {folder.root} (see `dashcam trips`)")
         segments = [s for s in (folder.find(row.name) for row in rows) if s is not None]

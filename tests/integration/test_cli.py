@@ -154,3 +154,10 @@ def test_sigint_finishes_the_segment_being_recorded(tmp_path):
     frames = read_all_frames(videos[0])
     assert 10 < len(frames) < 360
     assert f"frames stored          {len(frames)}" in stdout
+
+
+@pytest.mark.parametrize("trip", ["99999999999999999999", "trip-12"])
+def test_export_of_a_trip_that_cannot_exist_is_one_line_and_exit_2(tmp_path, trip):
+    (tmp_path / "rec").mkdir()
+    result = dashcam("export", trip, "--output", str(tmp_path / "out"), "--recordings", str(tmp_path / "rec"))
+    assert_clear_error(result, "no trip")
