@@ -43,6 +43,7 @@ from edge.gps.replay import GpsdClient, NmeaLogReplay
 from edge.gps.stamp import LocationStamper
 from edge.gps.synced import MediaSyncedReplay
 from edge.pipeline import Pipeline, RunStats
+from edge.record.atomic import FOLDER_MODE
 from edge.record.button import GpioLockButton
 from edge.record.encoder import CONTAINERS, EncoderSettings, VideoEncoder
 from edge.record.export import export as export_segments
@@ -599,7 +600,7 @@ def _anonymize_image(job: _Job, detector: GuardedDetector, redactor: Redactor) -
     if redacted is None:
         stats.dropped = 1
         return stats
-    job.output.parent.mkdir(parents=True, exist_ok=True)
+    job.output.parent.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
     write_image(job.output, redacted)
     stats.count_stored(redacted)
     return stats

@@ -14,6 +14,8 @@ from edge.errors import StorageError
 
 PARTIAL_SUFFIX = ".partial"
 FILE_MODE = 0o600
+# Folders dashcam makes hold footage and locations: only its own user may list or enter them.
+FOLDER_MODE = 0o700
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +33,7 @@ def open_partial(final_path: Path, make_parents: bool = True) -> BinaryIO:
     path = partial_path(final_path)
     try:
         if make_parents:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            path.parent.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
     except OSError as exc:
         raise StorageError(f"cannot write to {path.parent}: {exc.strerror}") from None

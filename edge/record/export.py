@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edge.errors import SourceError, StorageError
-from edge.record.atomic import copy_atomic, write_atomic
+from edge.record.atomic import FOLDER_MODE, copy_atomic, write_atomic
 from edge.record.gpx import build_gpx
 from edge.record.index import TripsIndex
 from edge.record.store import RecordingsFolder, StoredSegment
@@ -60,7 +60,7 @@ def export(target: str, output: Path, folder: RecordingsFolder, index: TripsInde
 def _check_output(output: Path, folder: RecordingsFolder) -> None:
     """Copies inside the recordings folder would be taken for segments and looped away."""
     try:
-        output.mkdir(parents=True, exist_ok=True)
+        output.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
     except OSError as exc:
         raise StorageError(f"cannot create the export folder {output}: {exc.strerror or exc}") from None
     resolved = output.resolve()

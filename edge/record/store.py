@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge.errors import StorageError
-from edge.record.atomic import fsync_dir, partial_path, unique_path, write_atomic
+from edge.record.atomic import FOLDER_MODE, fsync_dir, partial_path, unique_path, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -104,11 +104,11 @@ class RecordingsFolder:
     def create(self) -> None:
         """Make the folders, or fail with one clear line (read-only card, path is a file...)."""
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
+            self.root.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
         except OSError as exc:
             raise StorageError(f"cannot create the recordings folder {self.root}: {exc.strerror or exc}") from None
         try:
-            self.locked_dir.mkdir(exist_ok=True)
+            self.locked_dir.mkdir(mode=FOLDER_MODE, exist_ok=True)
         except OSError as exc:
             raise StorageError(f"recordings folder {self.root} is not writable ({exc.strerror or exc}): "
                                "read-only card or wrong owner?") from None
@@ -175,7 +175,7 @@ class RecordingsFolder:
         sidecar = read_sidecar(segment.sidecar_path) or {"video": segment.name}
         sidecar.update(locked=True, locked_at_utc=format_utc(t_utc))
         try:
-            self.locked_dir.mkdir(exist_ok=True)
+            self.locked_dir.mkdir(mode=FOLDER_MODE, exist_ok=True)
             # Video first: a crash after this leaves locked/X.mp4 with its sidecar in the root,
             # which recovery moves over.
             os.replace(segment.video_path, target)
