@@ -141,17 +141,23 @@ def test_cross_key_rules(data, message):
     ("track:\n  max_gap_ms: -.inf\n", "track.max_gap_ms"),
 ])
 def test_the_cli_refuses_a_non_finite_value_in_one_line_with_exit_2(tmp_path, text, key):
+    stderr = _run_refused(tmp_path, text.encode())
+    assert key in stderr and "finite" in stderr
+    assert not (tmp_path / "rec").exists() or not any((tmp_path / "rec").iterdir())
+
+
+def _run_refused(tmp_path: Path, content: bytes) -> str:
+    """`dashcam run` with this config file: it must stop with exit 2 and one line, which is returned."""
     import subprocess
     import sys
 
     config = tmp_path / "bad.yaml"
-    config.write_text(text)
+    config.write_bytes(content)
     result = subprocess.run([sys.executable, "-m", "edge", "run", "--fast", "--config", str(config),
                              "--recordings", str(tmp_path / "rec")], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
-    assert key in result.stderr and "finite" in result.stderr
-    assert not (tmp_path / "rec").exists() or not any((tmp_path / "rec").iterdir())
+    return result.stderr
 
 
 def test_a_renamed_key_says_what_replaced_it():
@@ -176,13 +182,4 @@ def test_hostile_config_files_get_one_clear_error(tmp_path, content, message):
 
 @pytest.mark.parametrize("content", [b"detect:\n  timeout_ms: 100\ndetect:\n  timeout_ms: 9000\n", b"\xff\xfe\x00binary"])
 def test_the_cli_refuses_a_duplicate_key_or_a_binary_file_in_one_line_with_exit_2(tmp_path, content):
-    import subprocess
-    import sys
-
-    config = tmp_path / "bad.yaml"
-    config.write_bytes(content)
-    result = subprocess.run([sys.executable, "-m", "edge", "run", "--fast", "--config", str(config),
-                             "--recordings", str(tmp_path / "rec")], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 2
-    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
-    assert "bad.yaml" in result.stderr
+    assert "bad.yaml" in _run_refused(tmp_path, content)
