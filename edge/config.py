@@ -20,6 +20,8 @@ from edge.errors import ConfigError
 
 
 FACE_MODELS = ("yunet", "yolo5face", "centerface")
+# A config is a few kB; anything much larger is the wrong file (or an attempt to exhaust memory).
+MAX_CONFIG_BYTES = 1 << 20
 # Keys of older releases, and what took their place: an old config gets told, not just refused.
 RENAMED = {"detect.faces.model": "detect.faces.models, a list (e.g. models: [yunet, yolo5face])"}
 
@@ -242,14 +244,14 @@ def load_config(path: Path | None) -> Config:
     if path is None:
         return Config()
     try:
-        raw = Path(path).read_bytes()
+        with Path(path).open("rb") as handle:  # read no more than a config can be: /dev/zero ends too
+            raw = handle.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
     if len(raw) > MAX_CONFIG_BYTES:
-        raise ConfigError(f"config file {path} is {len(raw)} bytes: a config is a few kB (at most "
-                          f"{MAX_CONFIG_BYTES})")
+        raise ConfigError(f"config file {path} is over {MAX_CONFIG_BYTES} bytes: a config is a few kB")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -268,9 +270,6 @@ def load_config(path: Path | None) -> Config:
         raise ConfigError(f"{path}: nested too deeply to be a config") from None
     return config_from_dict(data or {}, origin=str(path))
 
-
-# A config is a few kB; anything much larger is the wrong file (or an attempt to exhaust memory).
-MAX_CONFIG_BYTES = 1 << 20
 
 
 class _StrictLoader(yaml.SafeLoader):
