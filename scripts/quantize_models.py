@@ -42,9 +42,11 @@ from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, 
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from edge.camera import SAMPLE_VIDEO
-from edge.detect.boxes import Letterbox, iou_matrix, letterbox, nms, resize_for_stride
+from edge.detect.boxes import Letterbox, iou_matrix, letterbox_blob, nms, resize_for_stride
+from edge.detect.coco import decode_yolov5
 from edge.detect.session import create_session
 from edge.detect.yolo import decode_yolov8
+from edge.detect.yolo5face import decode_yolo5face
 from edge.detect.yunet import decode_yunet
 
 REPO = Path(__file__).resolve().parents[1]
@@ -65,10 +67,8 @@ Boxes = tuple[np.ndarray, np.ndarray, np.ndarray]  # xyxy (source px), score, la
 # ---------------------------------------------------------------- preprocessing (as the project feeds each model)
 
 def letterbox_rgb(image_bgr: np.ndarray, size: int = 640) -> Prepared:
-    """edge/detect/yolo.py's feed: 640 letterbox padded with 114, RGB, /255, NCHW."""
-    square, geometry = letterbox(image_bgr, size)
-    rgb = cv2.cvtColor(square, cv2.COLOR_BGR2RGB)
-    return rgb.transpose(2, 0, 1)[None].astype(np.float32) * np.float32(1 / 255), geometry
+    """The YOLO-family feed of edge/detect (plate, COCO, YOLO5Face): 640 letterbox, RGB, /255, NCHW."""
+    return letterbox_blob(image_bgr, size)
 
 
 def stride_bgr(image_bgr: np.ndarray, long_side: int = 1280) -> Prepared:
@@ -100,44 +100,15 @@ COCO_KEPT = np.array([0, 1, 2, 3, 5, 7])  # person, bicycle, car, motorcycle, bu
 
 def decode_coco(outputs: list[np.ndarray], meta: Letterbox) -> Boxes:
     """YOLOv5 [1,25200,85] (decoded cx,cy,w,h, obj, sigmoid class probs): persons and vehicles >= 0.25."""
-    rows = outputs[0][0]
-    class_scores = rows[:, 5:][:, COCO_KEPT] * rows[:, 4:5]
-    best = class_scores.argmax(axis=1)
-    score = class_scores[np.arange(len(rows)), best]
-    keep = score >= 0.25
-    half = rows[keep, 2:4] / 2
-    xyxy = np.concatenate([rows[keep, :2] - half, rows[keep, :2] + half], axis=1).astype(np.float32)
-    score, label = score[keep].astype(np.float32), COCO_KEPT[best[keep]]
+    xyxy, score, label = decode_yolov5(outputs[0], tuple(COCO_KEPT.tolist()), 0.25)
     # Class-aware NMS: shift each class far apart so boxes of different classes never suppress.
     kept = nms(xyxy + (label * 4096.0)[:, None].astype(np.float32), score, 0.45)
     return meta.to_source(xyxy[kept]), score[kept], label[kept]
 
 
-FACE5_ANCHORS = {8: [(4, 5), (8, 10), (13, 16)], 16: [(23, 29), (43, 55), (73, 105)],
-                 32: [(146, 217), (231, 300), (335, 433)]}
-
-
 def decode_yolov5face(outputs: list[np.ndarray], meta: Letterbox) -> Boxes:
     """Raw stride_8/16/32 heads [1,3,H,W,16] (models/README.md): faces scoring obj*cls >= 0.3."""
-    parts, scores = [], []
-    for raw, stride in zip(outputs, (8, 16, 32)):
-        head = raw[0]
-        logits = head[..., [0, 1, 2, 3, 4, 15]]
-        act = 1 / (1 + np.exp(-logits))
-        score = act[..., 4] * act[..., 5]
-        a, gy, gx = np.nonzero(score >= 0.3)
-        if a.size == 0:
-            continue
-        s = act[a, gy, gx]
-        anchors = np.array(FACE5_ANCHORS[stride], np.float32)[a]
-        cx = (s[:, 0] * 2 - 0.5 + gx) * stride
-        cy = (s[:, 1] * 2 - 0.5 + gy) * stride
-        w, h = (s[:, 2] * 2) ** 2 * anchors[:, 0], (s[:, 3] * 2) ** 2 * anchors[:, 1]
-        parts.append(np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1))
-        scores.append(score[a, gy, gx])
-    if not parts:
-        return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64)
-    xyxy, score = np.concatenate(parts).astype(np.float32), np.concatenate(scores).astype(np.float32)
+    xyxy, score = decode_yolo5face({f"stride_{s}": raw for raw, s in zip(outputs, (8, 16, 32))}, 0.3)
     keep = nms(xyxy, score, 0.4)
     return meta.to_source(xyxy[keep]), score[keep], np.zeros(len(keep), np.int64)
 
