@@ -43,6 +43,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from edge.bench.metrics import LeakRuns  # noqa: E402
 from edge.bench.runner import BenchInput, load_truth  # noqa: E402
 from edge.bench.stored import MAX_RETAINED, box_hidden, core_retained  # noqa: E402
 from edge.camera.opencv import VideoFileSource  # noqa: E402
@@ -184,26 +185,6 @@ def _found(box: np.ndarray, label: int, found: Detections | None) -> bool:
     return bool(inside.any() or (iou_matrix(box[None], xyxy) >= 0.3).any())
 
 
-class _LeakRuns:
-    """Per object: the longest run of consecutive source frames in which it kept its detail."""
-
-    def __init__(self) -> None:
-        self._current: dict[tuple[str, int], tuple[int, int]] = {}  # (class, track) -> (last frame, run length)
-        self._longest: dict[tuple[str, int], int] = {}
-
-    def add(self, name: str, track: int, frame: int, leaked: bool) -> None:
-        key = (name, track)
-        last, run = self._current.get(key, (-2, 0))
-        run = (run + 1 if last == frame - 1 else 1) if leaked else 0
-        self._current[key] = (frame, run)
-        self._longest[key] = max(self._longest.get(key, 0), run)
-
-    def summary(self, name: str) -> tuple[int, int, int, int]:
-        """(objects, objects that leaked at all, objects that leaked more than 3 frames in a row, longest run)."""
-        runs = [run for (label, _), run in self._longest.items() if label == name]
-        return len(runs), sum(r > 0 for r in runs), sum(r > 3 for r in runs), max(runs, default=0)
-
-
 def score(clip: Path, stored_path: Path, truth: list[list[tuple]], keyframes: dict) -> dict:
     source, _ = _decoded(clip)
     stored, stamps = _decoded(stored_path)
@@ -216,7 +197,7 @@ def score(clip: Path, stored_path: Path, truth: list[list[tuple]], keyframes: di
                      "whole_hidden": 0, "whole_by_height": {f"{lo}-{hi}": [0, 0] for lo, hi in SIZE_BANDS}}
               for name in ("face", "plate")}
     violations = []
-    runs = _LeakRuns()
+    runs = LeakRuns()
     for stored_index, f in enumerate(source_of):
         before = max((k for k in keys if k <= f), default=None)
         after = min((k for k in keys if k >= f), default=None)
@@ -231,7 +212,7 @@ def score(clip: Path, stored_path: Path, truth: list[list[tuple]], keyframes: di
             c["whole_hidden"] += int(whole)
             c["whole_by_height"][band][0] += 1
             c["whole_by_height"][band][1] += int(whole)
-            runs.add(name, track, f, leaked=not whole)
+            runs.add_box(f, label, track, leaked=not whole)
             if core_retained(source[f], stored[stored_index], box) < MAX_RETAINED:
                 c["hidden"] += 1
                 c["by_height"][band][1] += 1
@@ -254,7 +235,9 @@ def score(clip: Path, stored_path: Path, truth: list[list[tuple]], keyframes: di
         c["by_height"] = {k: (round(h / n, 3) if n else None, n) for k, (n, h) in c["by_height"].items()}
         c["whole_recall"] = round(c["whole_hidden"] / c["boxes"], 4) if c["boxes"] else None
         c["whole_by_height"] = {k: (round(h / n, 3) if n else None, n) for k, (n, h) in c["whole_by_height"].items()}
-        c["objects"], c["objects_leaking"], c["objects_leaking_over_3_frames"], c["longest_leak_run"] = runs.summary(name)
+        longest = list(runs.by_track(Label[name.upper()]).values())  # per object, its longest run of leaked frames
+        c["objects"], c["objects_leaking"] = len(longest), sum(run > 0 for run in longest)
+        c["objects_leaking_over_3_frames"], c["longest_leak_run"] = sum(run > 3 for run in longest), max(longest, default=0)
     return {"stored_frames": len(stored), "source_frames": len(source),
             "stored_duration_s": round(stamps[-1] + 1 / FPS, 3) if stamps else 0.0,
             "source_duration_s": round(len(source) / FPS, 3), "keyframes": len(keys),

@@ -200,7 +200,7 @@ class _Run:
     longest: int = 0
 
 
-class _LeakRuns:
+class LeakRuns:
     """Longest stretch of consecutive frames in which each track is present and leaked."""
 
     def __init__(self) -> None:
@@ -208,13 +208,16 @@ class _LeakRuns:
 
     def add(self, position: int, truth: GroundTruth, leaked: np.ndarray) -> None:
         for label, track, leak in zip(truth.label.tolist(), truth.track.tolist(), leaked.tolist()):
-            if track < 0:
-                continue
-            run = self._tracks.setdefault((label, track), _Run(last_position=position - 2))
-            consecutive = run.last_position == position - 1
-            run.current = (run.current + 1 if consecutive else 1) if leak else 0
-            run.longest = max(run.longest, run.current)
-            run.last_position = position
+            if track >= 0:
+                self.add_box(position, label, track, leak)
+
+    def add_box(self, position: int, label: int, track: int, leaked: bool) -> None:
+        """One tracked box at frame `position` (frames come in order; a gap breaks the run)."""
+        run = self._tracks.setdefault((label, track), _Run(last_position=position - 2))
+        consecutive = run.last_position == position - 1
+        run.current = (run.current + 1 if consecutive else 1) if leaked else 0
+        run.longest = max(run.longest, run.current)
+        run.last_position = position
 
     def by_track(self, label: Label) -> dict[str, int]:
         return {str(track): run.longest for (lab, track), run in sorted(self._tracks.items()) if lab == label}
@@ -226,9 +229,9 @@ class MetricsAccumulator:
     def __init__(self, tau: float = DEFAULT_TAU, taus: Sequence[float] = DEFAULT_TAUS) -> None:
         self.tau, self.taus = float(tau), [float(t) for t in taus]
         self._tally = CoverageTally()
-        self._runs = _LeakRuns()
+        self._runs = LeakRuns()
         self._detail = CoverageTally()  # 1.0 for a box whose stored pixels lost their detail, else 0.0
-        self._detail_runs = _LeakRuns()
+        self._detail_runs = LeakRuns()
         self._detector = {label: _DetectorTally() for label in Label}
         self._with_objects = dict.fromkeys(Label, 0)
         self._leaked = dict.fromkeys(Label, 0)
