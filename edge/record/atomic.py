@@ -1,14 +1,26 @@
-"""Crash-safe file creation: write to `NAME.partial` (mode 0600), fsync, rename, fsync the folder.
+"""Crash-safe, link-safe file creation: write `NAME.partial` (mode 0600), fsync, rename, fsync the folder.
 
 A power cut leaves either the finished file or a `.partial`, never a half-written
-file under its final name.
+file under its final name. The partial is created with `O_EXCL | O_NOFOLLOW`, so a
+symlink (or any file) planted under that name is never written through: a leftover
+partial is unlinked (the link itself, not its target) and the create is tried once more.
+The rename then replaces whatever sits at the final name, a symlink included, without
+following it.
+
+Writers that keep a loop of footage pass a `RoomMaker`: when a write, create or fsync
+fails for lack of space (ENOSPC, EDQUOT), it is called to free space (retention
+deletes the oldest unlocked segment) and the operation is retried; it raises when
+nothing more may be freed.
 """
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import stat
+from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import TypeVar
 
 from edge.errors import StorageError
 
@@ -16,15 +28,85 @@ PARTIAL_SUFFIX = ".partial"
 FILE_MODE = 0o600
 # Folders dashcam makes hold footage and locations: only its own user may list or enter them.
 FOLDER_MODE = 0o700
+# Never follow a link dashcam did not make, never reuse a file it did not create, never leak to children.
+CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+# Called when the disk is full; frees something and returns, or raises when nothing more may go.
+RoomMaker = Callable[[], None]
+_T = TypeVar("_T")
 
 log = logging.getLogger(__name__)
+
+
+def is_out_of_space(exc: OSError) -> bool:
+    return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def with_room(action: Callable[[], _T], make_room: RoomMaker | None) -> _T:
+    """Run `action`; while it fails for lack of space and `make_room` frees some, run it again."""
+    while True:
+        try:
+            return action()
+        except OSError as exc:
+            if make_room is None or not is_out_of_space(exc):
+                raise
+            make_room()
+
+
+class PartialFile:
+    """An unbuffered writer on a new private file; a write that fails for space makes room and goes on.
+
+    File-like enough for PyAV's custom I/O (`write`, `seek`, `tell`) and for plain copies.
+    Every write is complete or raises, so a muxer never sees a short write.
+    """
+
+    def __init__(self, fd: int, path: Path, make_room: RoomMaker | None) -> None:
+        self._fd = fd
+        self.path = path
+        self._make_room = make_room
+        self.closed = False
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        view = memoryview(data).cast("B")
+        total = len(view)
+        while view:
+            written = with_room(lambda: os.write(self._fd, view), self._make_room)
+            view = view[written:]
+        return total
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        return os.lseek(self._fd, offset, whence)
+
+    def tell(self) -> int:
+        return os.lseek(self._fd, 0, os.SEEK_CUR)
+
+    def seekable(self) -> bool:
+        return True
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def flush(self) -> None:
+        """Nothing is buffered here: every write went to the kernel."""
+
+    def sync(self) -> None:
+        with_room(lambda: os.fsync(self._fd), self._make_room)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            os.close(self._fd)
 
 
 def partial_path(final_path: Path) -> Path:
     return final_path.with_name(final_path.name + PARTIAL_SUFFIX)
 
 
-def open_partial(final_path: Path, make_parents: bool = True) -> BinaryIO:
+def open_partial(final_path: Path, make_parents: bool = True, make_room: RoomMaker | None = None) -> PartialFile:
     """A new private file beside `final_path`, to be finished with `commit`.
 
     `make_parents=False` for the recordings folder: if the card was unmounted, recreating the
@@ -34,59 +116,107 @@ def open_partial(final_path: Path, make_parents: bool = True) -> BinaryIO:
     try:
         if make_parents:
             path.parent.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+        fd = with_room(lambda: _create_exclusive(path), make_room)
     except OSError as exc:
-        raise StorageError(f"cannot write to {path.parent}: {exc.strerror}") from None
-    return os.fdopen(fd, "w+b")
+        raise StorageError(f"cannot write to {path.parent}: {_reason(exc, path)}") from None
+    return PartialFile(fd, path, make_room)
 
 
-def commit(handle: BinaryIO, final_path: Path) -> Path:
-    """Flush and fsync the partial file, close it, and rename it to its final name."""
-    handle.flush()
-    os.fsync(handle.fileno())
+def _create_exclusive(path: Path) -> int:
+    """Create `path` new; a leftover under that name (a crash's partial, or a planted link) is removed once."""
+    try:
+        return os.open(path, CREATE_FLAGS, FILE_MODE)
+    except FileExistsError:
+        if stat.S_ISDIR(os.lstat(path).st_mode):
+            raise StorageError(f"cannot write {path}: a folder has that name") from None
+        log.debug("removing the leftover %s", path)
+        os.unlink(path)  # the entry itself: a symlink's target is untouched
+        return os.open(path, CREATE_FLAGS, FILE_MODE)
+
+
+def _reason(exc: OSError, path: Path) -> str:
+    if exc.errno == errno.EEXIST:
+        return f"{path.name} keeps reappearing (another program is writing there)"
+    return exc.strerror or str(exc)
+
+
+def commit(handle: PartialFile, final_path: Path) -> Path:
+    """Fsync the partial file, close it, and rename it to its final name (replacing, never following, a link)."""
+    handle.sync()
     handle.close()
     os.replace(partial_path(final_path), final_path)
     fsync_dir(final_path.parent)
     return final_path
 
 
-def discard(handle: BinaryIO, final_path: Path) -> None:
+def discard(handle: PartialFile, final_path: Path) -> None:
     handle.close()
     partial_path(final_path).unlink(missing_ok=True)
 
 
 def fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
 
 
-def write_atomic(final_path: Path, data: bytes, make_parents: bool = True) -> Path:
-    handle = open_partial(final_path, make_parents)
+def write_atomic(final_path: Path, data: bytes, make_parents: bool = True,
+                 make_room: RoomMaker | None = None) -> Path:
+    handle = open_partial(final_path, make_parents, make_room)
     try:
         handle.write(data)
         return commit(handle, final_path)
     except OSError as exc:
         _discard_quietly(handle, final_path)
         raise StorageError(f"cannot write {final_path}: {exc.strerror or exc}") from None
+    except BaseException:
+        _discard_quietly(handle, final_path)
+        raise
+
+
+def is_regular_file(path: Path) -> bool:
+    """True for a regular file itself, False for a symlink (whatever it points at), a folder or nothing."""
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def open_regular(path: Path) -> int:
+    """A read descriptor on `path` only if it is a regular file reached without a final symlink."""
+    fd = os.open(path, READ_FLAGS)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise StorageError(f"refusing to read {path}: not a regular file")
+    return fd
 
 
 def copy_atomic(source: Path, final_path: Path, chunk_bytes: int = 1 << 20) -> Path:
-    """Copy a file under the same partial-fsync-rename discipline (exports to a USB stick)."""
-    handle = open_partial(final_path)
+    """Copy a regular file (never through a symlink) under the same partial-fsync-rename discipline."""
     try:
-        with source.open("rb") as reader:
-            while chunk := reader.read(chunk_bytes):
-                handle.write(chunk)
-        return commit(handle, final_path)
+        source_fd = open_regular(source)
     except OSError as exc:
-        _discard_quietly(handle, final_path)
-        raise StorageError(f"cannot copy {source.name} to {final_path.parent}: {exc.strerror or exc}") from None
+        raise StorageError(f"refusing to copy {source}: {_link_reason(exc)}") from None
+    try:
+        handle = open_partial(final_path)
+        try:
+            while chunk := os.read(source_fd, chunk_bytes):
+                handle.write(chunk)
+            return commit(handle, final_path)
+        except OSError as exc:
+            _discard_quietly(handle, final_path)
+            raise StorageError(f"cannot copy {source.name} to {final_path.parent}: {exc.strerror or exc}") from None
+    finally:
+        os.close(source_fd)
 
 
-def _discard_quietly(handle: BinaryIO, final_path: Path) -> None:
+def _link_reason(exc: OSError) -> str:
+    return "it is a symbolic link" if exc.errno == errno.ELOOP else (exc.strerror or str(exc))
+
+
+def _discard_quietly(handle: PartialFile, final_path: Path) -> None:
     """Best-effort cleanup while another error is being reported; recovery removes what stays."""
     try:
         discard(handle, final_path)
@@ -98,7 +228,7 @@ def unique_path(folder: Path, stem: str, suffix: str) -> Path:
     """`folder/stem+suffix`, or with `_1`, `_2`... when that name (or its partial) is taken."""
     candidate = folder / f"{stem}{suffix}"
     n = 0
-    while candidate.exists() or partial_path(candidate).exists():
+    while os.path.lexists(candidate) or os.path.lexists(partial_path(candidate)):
         n += 1
         candidate = folder / f"{stem}_{n}{suffix}"
     return candidate

@@ -43,7 +43,6 @@ power cut, to about 1.2 s of frames the recorder had been given.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from dataclasses import dataclass
 from fractions import Fraction
@@ -52,7 +51,7 @@ from pathlib import Path
 import av
 
 from edge.errors import StorageError
-from edge.record.atomic import commit, discard, open_partial
+from edge.record.atomic import RoomMaker, commit, discard, open_partial
 from edge.redact import RedactedFrame, require_redacted
 
 log = logging.getLogger(__name__)
@@ -114,11 +113,12 @@ class VideoEncoder:
     """Writes `RedactedFrame`s, timed by their timeline, to `final_path` once `close()` succeeds.
 
     With `crash_safe`, the `.partial` file is a playable fragmented file at every moment
-    (see the module docstring) and is fsynced after each fragment reaches it.
+    (see the module docstring) and is fsynced after each fragment reaches it. `make_room`
+    is called when a write fails for lack of space (see `edge.record.atomic`).
     """
 
     def __init__(self, final_path: Path, width: int, height: int, fps: float, settings: EncoderSettings,
-                 crash_safe: bool = False) -> None:
+                 crash_safe: bool = False, make_room: RoomMaker | None = None) -> None:
         suffix = final_path.suffix.lower()
         if suffix not in CONTAINERS:
             raise StorageError(f"cannot write {final_path.name}: unsupported video container '{suffix}' "
@@ -137,7 +137,7 @@ class VideoEncoder:
         self._crash_safe = crash_safe
         self._synced_size = 0
         self._synced_at = 0.0
-        self._handle = open_partial(final_path)
+        self._handle = open_partial(final_path, make_room=make_room)
         options = {**CRASH_SAFE_MUXER_OPTIONS[muxer], "flush_packets": "1"} if crash_safe else {}
         self._container = av.open(self._handle, mode="w", format=muxer, options=options)
         rate = fps_fraction(fps)
@@ -197,13 +197,13 @@ class VideoEncoder:
             raise StorageError(f"cannot write {self.final_path}: {exc.strerror or exc}") from None
 
     def _sync_new_fragment(self) -> None:
-        """Hand what the muxer wrote to the kernel (survives kill -9) and fsync it (survives a power cut)."""
-        self._handle.flush()
+        """Fsync what the muxer wrote (each write already reached the kernel, which survives kill -9) so it
+        survives a power cut."""
         size = self._handle.tell()
         # The muxer writes only whole fragments, so growth means one has just been completed.
         now = time.monotonic()
         if size > self._synced_size and now - self._synced_at >= SYNC_INTERVAL_S:
-            os.fsync(self._handle.fileno())
+            self._handle.sync()
             self._synced_size, self._synced_at = size, now
 
     def _end_last_sample(self, packets: list) -> None:

@@ -2,7 +2,8 @@
 
 The copies are made with the same partial-fsync-rename discipline as recording, so a
 USB stick pulled mid-export holds no half file under a final name. Only finished
-segments are exported; the footage itself is already anonymized, nothing is re-encoded.
+segments are exported, and only regular files found in the recordings folder and its
+`locked/` (never through a symlink, see `RecordingsFolder.segments`); the footage itself is already anonymized, nothing is re-encoded.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edge.errors import SourceError, StorageError
-from edge.record.atomic import FOLDER_MODE, copy_atomic, write_atomic
+from edge.record.atomic import FOLDER_MODE, copy_atomic, is_regular_file, write_atomic
 from edge.record.gpx import build_gpx
 from edge.record.index import TripsIndex
 from edge.record.store import RecordingsFolder, StoredSegment
@@ -48,9 +49,9 @@ def export(target: str, output: Path, folder: RecordingsFolder, index: TripsInde
     result = ExportResult(label)
     for segment in segments:
         result.files.append(copy_atomic(segment.video_path, output / segment.name))
-        if segment.sidecar_path.is_file():
+        if is_regular_file(segment.sidecar_path):
             result.files.append(copy_atomic(segment.sidecar_path, output / segment.sidecar_path.name))
-    sidecars = [s.sidecar_path for s in segments if s.sidecar_path.is_file()]
+    sidecars = [s.sidecar_path for s in segments if is_regular_file(s.sidecar_path)]
     document, result.track_points = build_gpx(sidecars)
     result.files.append(write_atomic(output / f"{label}.gpx", document))
     log.info("exported %s: %d segments to %s", label, len(segments), output)

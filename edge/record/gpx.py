@@ -1,12 +1,12 @@
 """GPX 1.1 export of the stored (already rounded, zone-filtered) tracks in segment sidecars."""
 from __future__ import annotations
 
-import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from edge.errors import SourceError
 from edge.record.atomic import write_atomic
+from edge.record.store import read_sidecar
 
 GPX_NS = "http://www.topografix.com/GPX/1/1"
 
@@ -25,10 +25,9 @@ def sidecars_for(target: Path) -> list[Path]:
 
 
 def _track_of(sidecar: Path) -> tuple[str, list[dict]]:
-    try:
-        data = json.loads(sidecar.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise SourceError(f"cannot read sidecar {sidecar}: {exc}") from None
+    data = read_sidecar(sidecar)  # regular files only, size-capped
+    if data is None:
+        raise SourceError(f"cannot read sidecar {sidecar}: missing, not a regular file, or not JSON")
     # "location" is null when recording ran without GPS: an empty track, not an error.
     return data.get("video", sidecar.stem), (data.get("location") or {}).get("track") or []
 

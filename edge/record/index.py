@@ -8,13 +8,20 @@ with the files present. A trip is a run of segments separated by gaps shorter th
 view, so they stay right as retention deletes its oldest segments.
 Distances and boxes come from the sidecar tracks, which are already rounded and
 zone-filtered; coordinates are never logged.
+
+Being derived, the index never stops recording: when the disk is full or the card
+misbehaves, a failed write is logged once and the index goes on in memory, and read-only
+opens (`dashcam trips`, `export`) reconcile a copy in memory, so a row missed while the
+disk was full shows up there at once and in the file at the recorder's next start.
 """
 from __future__ import annotations
 
 import logging
 import os
 import sqlite3
+import stat
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -125,6 +132,7 @@ class TripsIndex:
         self._folder = folder
         self._trip_gap_s = trip_gap_s
         self._mutex = threading.Lock()
+        self._write_failed = False  # warned once; the next start reconciles
 
     @classmethod
     def open(cls, folder: RecordingsFolder, trip_gap_s: float, writable: bool = True) -> TripsIndex:
@@ -132,63 +140,86 @@ class TripsIndex:
         if not writable:
             return cls._open_read_only(folder, trip_gap_s)
         try:
-            index = cls(_connect(folder.index_path), folder, trip_gap_s)
-        except sqlite3.DatabaseError as exc:
-            log.warning("trips index %s is unreadable (%s): rebuilding it from the sidecars", folder.index_path, exc)
-            _remove_database(folder.index_path)
-            try:
-                index = cls(_connect(folder.index_path), folder, trip_gap_s)
-            except sqlite3.DatabaseError as again:
-                raise StorageError(f"cannot create the trips index {folder.index_path}: {again}") from None
+            index = cls(_open_file(folder.index_path), folder, trip_gap_s)
+        except (sqlite3.Error, StorageError) as exc:
+            log.warning("the trips index %s cannot be written (%s): keeping it in memory until the next start",
+                        folder.index_path, exc)
+            index = cls(_in_memory(), folder, trip_gap_s)
         index.reconcile()
         return index
 
     @classmethod
     def _open_read_only(cls, folder: RecordingsFolder, trip_gap_s: float) -> TripsIndex:
-        """Another process owns the file (or the card is read-only): read it, or rebuild in memory."""
+        """Another process owns the file (or the card is read-only): copy it into memory, or rebuild there."""
+        memory = _in_memory()
         try:
+            _refuse_links(folder.index_path)
             connection = sqlite3.connect(f"{folder.index_path.as_uri()}?mode=ro", uri=True,
                                          check_same_thread=False, timeout=5.0)
-            _check(connection)
-            return cls(connection, folder, trip_gap_s)
-        except sqlite3.DatabaseError as exc:
+            try:
+                _check(connection)
+                connection.backup(memory)
+            finally:
+                connection.close()
+        except (sqlite3.Error, StorageError) as exc:
             log.info("reading the trips index %s failed (%s): indexing the sidecars in memory",
                      folder.index_path, exc)
-        index = cls(_create(sqlite3.connect(":memory:", check_same_thread=False)), folder, trip_gap_s)
-        index.reconcile()
+            memory.close()
+            memory = _in_memory()
+        index = cls(memory, folder, trip_gap_s)
+        index.reconcile()  # in memory only: the file is the recorder's
         return index
 
     def close(self) -> None:
         with self._mutex:
-            self._db.close()
+            try:
+                self._db.close()
+            except sqlite3.Error as exc:
+                log.warning("closing the trips index: %s", exc)
+
+    def _write(self, what: str, change: Callable[[sqlite3.Connection], None]) -> None:
+        """Run one write transaction; a failure (disk full, card error) is logged, never raised."""
+        with self._mutex:
+            try:
+                with self._db:
+                    change(self._db)
+            except sqlite3.Error as exc:
+                if not self._write_failed:
+                    log.warning("the trips index could not be updated (%s: %s); recording goes on and the index "
+                                "is rebuilt from the sidecars on the next start", what, exc)
+                self._write_failed = True
 
     # ---- writing --------------------------------------------------------------------------------------------
 
     def add(self, segment: StoredSegment, sidecar: dict | None = None) -> None:
         """Insert or refresh one segment, joining the trip of the segment just before it if the gap is short."""
         values = segment_row_values(segment, sidecar if sidecar is not None else read_sidecar(segment.sidecar_path))
-        with self._mutex, self._db:
-            self._db.execute("DELETE FROM segments WHERE name = ?", (segment.name,))
-            values["trip_id"] = self._trip_for(values["start_utc"])
-            columns = ", ".join(values)
-            self._db.execute(f"INSERT INTO segments ({columns}) VALUES ({', '.join('?' * len(values))})",
-                             tuple(values.values()))
 
-    def _trip_for(self, start_utc: str) -> int:
-        previous = self._db.execute("SELECT trip_id, end_utc FROM segments WHERE start_utc <= ? "
-                                    "ORDER BY start_utc DESC LIMIT 1", (start_utc,)).fetchone()
+        def insert(db: sqlite3.Connection) -> None:
+            db.execute("DELETE FROM segments WHERE name = ?", (segment.name,))
+            values["trip_id"] = self._trip_for(db, values["start_utc"])
+            columns = ", ".join(values)
+            db.execute(f"INSERT INTO segments ({columns}) VALUES ({', '.join('?' * len(values))})",
+                       tuple(values.values()))
+
+        self._write(f"adding {segment.name}", insert)
+
+    def _trip_for(self, db: sqlite3.Connection, start_utc: str) -> int:
+        previous = db.execute("SELECT trip_id, end_utc FROM segments WHERE start_utc <= ? "
+                              "ORDER BY start_utc DESC LIMIT 1", (start_utc,)).fetchone()
         if previous is not None and _gap_s(previous[1], start_utc) <= self._trip_gap_s:
             return int(previous[0])
-        return int(self._db.execute("INSERT INTO trips DEFAULT VALUES").lastrowid)
+        return int(db.execute("INSERT INTO trips DEFAULT VALUES").lastrowid)
 
     def set_locked(self, name: str) -> None:
-        with self._mutex, self._db:
-            self._db.execute("UPDATE segments SET locked = 1 WHERE name = ?", (name,))
+        self._write(f"locking {name}", lambda db: db.execute("UPDATE segments SET locked = 1 WHERE name = ?", (name,)))
 
     def remove(self, names: list[str]) -> None:
-        with self._mutex, self._db:
-            self._db.executemany("DELETE FROM segments WHERE name = ?", [(n,) for n in names])
-            self._db.execute("DELETE FROM trips WHERE id NOT IN (SELECT trip_id FROM segments)")
+        def delete(db: sqlite3.Connection) -> None:
+            db.executemany("DELETE FROM segments WHERE name = ?", [(n,) for n in names])
+            db.execute("DELETE FROM trips WHERE id NOT IN (SELECT trip_id FROM segments)")
+
+        self._write(f"removing {len(names)} segments", delete)
 
     def reconcile(self) -> None:
         """Add segments the index lacks, drop rows whose files are gone, and fix locked flags."""
@@ -235,15 +266,64 @@ def _gap_s(end_utc: str, start_utc: str) -> float:
         return float("inf")
 
 
+def _open_file(path: Path) -> sqlite3.Connection:
+    """The index file, rebuilt when damaged (a torn write) or of another schema; sqlite3.Error when the disk
+    refuses (full, read-only), which leaves the file as it is."""
+    try:
+        return _connect(path)
+    except sqlite3.OperationalError:
+        raise  # disk full, locked, I/O error: nothing says the file is damaged
+    except sqlite3.DatabaseError as exc:
+        log.warning("trips index %s is unreadable (%s): rebuilding it from the sidecars", path, exc)
+    _remove_database(path)
+    return _connect(path)
+
+
+def _in_memory() -> sqlite3.Connection:
+    return _create(sqlite3.connect(":memory:", check_same_thread=False))
+
+
+def _database_files(path: Path) -> tuple[Path, Path, Path]:
+    return path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")
+
+
+def _foreign_entries(path: Path) -> list[Path]:
+    """Entries under the index's names that are not regular files (a planted symlink): SQLite would follow them."""
+    found = []
+    for name in _database_files(path):
+        try:
+            if not stat.S_ISREG(os.lstat(name).st_mode):
+                found.append(name)
+        except FileNotFoundError:
+            continue
+    return found
+
+
+def _refuse_links(path: Path) -> None:
+    foreign = _foreign_entries(path)
+    if foreign:
+        raise StorageError(f"{foreign[0]} is not a regular file (a symlink?): remove it")
+
+
+def _remove_links(path: Path) -> None:
+    """The recorder owns these names: a link planted there is removed (never its target) and the index rebuilt."""
+    for name in _foreign_entries(path):
+        log.warning("removing %s: not a regular file (a symlink?); the trips index is rebuilt", name)
+        try:
+            name.unlink()
+        except OSError as exc:
+            raise StorageError(f"cannot remove {name}: {exc.strerror or exc}") from None
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     """Open (creating with mode 0600: tracks are personal data) and check the schema version."""
-    if not path.exists():
-        try:
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-        except FileExistsError:
-            pass  # created by someone else in between: fine, it is opened below
-        except OSError as exc:
-            raise StorageError(f"cannot create the trips index {path}: {exc.strerror}") from None
+    _remove_links(path)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600))
+    except FileExistsError:
+        pass  # an existing index (checked above to be a regular file) is opened below
+    except OSError as exc:
+        raise sqlite3.OperationalError(f"cannot create {path.name}: {exc.strerror}") from None
     connection = sqlite3.connect(path, check_same_thread=False, timeout=5.0)
     try:
         connection.execute("PRAGMA journal_mode=WAL")
@@ -276,7 +356,7 @@ def _check(connection: sqlite3.Connection) -> None:
 
 
 def _remove_database(path: Path) -> None:
-    for leftover in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+    for leftover in _database_files(path):
         try:
             leftover.unlink(missing_ok=True)
         except OSError as exc:

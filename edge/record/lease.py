@@ -6,13 +6,16 @@ recorders can never write into one folder.
 """
 from __future__ import annotations
 
+import errno
 import fcntl
 import logging
 import os
 import signal
+import stat
 from pathlib import Path
 
 from edge.errors import StorageError
+from edge.record.atomic import RoomMaker, with_room
 from edge.record.store import RecordingsFolder
 
 log = logging.getLogger(__name__)
@@ -28,12 +31,18 @@ class RecorderLease:
         self._path = path
 
     @classmethod
-    def acquire(cls, folder: RecordingsFolder) -> RecorderLease:
+    def acquire(cls, folder: RecordingsFolder, make_room: RoomMaker | None = None) -> RecorderLease:
+        """Hold the folder; `make_room` frees space if the pid cannot be written on a full disk (the lock is
+        already held then, so no other recorder is using the folder)."""
         path = folder.pid_path
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+            # Reused across runs, so not O_EXCL; never through a planted link, and only a regular file.
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         except OSError as exc:
-            raise StorageError(f"cannot write to the recordings folder {folder.root}: {exc.strerror}") from None
+            raise StorageError(f"cannot write to the recordings folder {folder.root}: {_reason(exc, path)}") from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise StorageError(f"{path} is not a regular file: remove it")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -42,11 +51,13 @@ class RecorderLease:
             raise StorageError(f"another dashcam (pid {other}) is already recording into {folder.root}") from None
         try:
             os.ftruncate(fd, 0)
-            os.write(fd, f"{os.getpid()}\n".encode())
-            os.fsync(fd)
-        except OSError as exc:
+            with_room(lambda: os.pwrite(fd, f"{os.getpid()}\n".encode(), 0), make_room)
+            with_room(lambda: os.fsync(fd), make_room)
+        except BaseException as exc:
             os.close(fd)
-            raise StorageError(f"cannot write to the recordings folder {folder.root}: {exc.strerror}") from None
+            if isinstance(exc, OSError):
+                raise StorageError(f"cannot write to the recordings folder {folder.root}: {exc.strerror}") from None
+            raise
         return cls(fd, path)
 
     def release(self) -> None:
@@ -63,7 +74,7 @@ class RecorderLease:
 def running_recorder(folder: RecordingsFolder) -> int | None:
     """The pid of the recorder holding the folder, or None when nothing records into it."""
     try:
-        fd = os.open(folder.pid_path, os.O_RDONLY)
+        fd = os.open(folder.pid_path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
     except FileNotFoundError:
         return None
     except OSError as exc:
@@ -90,6 +101,12 @@ def signal_lock(folder: RecordingsFolder) -> int:
     except PermissionError:
         raise StorageError(f"not allowed to signal the recorder (pid {pid}): run as the same user") from None
     return pid
+
+
+def _reason(exc: OSError, path: Path) -> str:
+    if exc.errno == errno.ELOOP:
+        return f"{path.name} is a symbolic link: remove it"
+    return exc.strerror or str(exc)
 
 
 def _read_pid(fd: int) -> int | None:

@@ -9,6 +9,8 @@ Run by the recorder before it records, on the root and on `locked/`:
 - A finished video without a sidecar (crash between the two renames, or during a
   lock move) gets its sidecar back; a sidecar without a video (crash during a delete)
   and any other `dashcam_*.partial` are deleted.
+- A symlink under a `dashcam_*` name was planted (dashcam makes none): the link is removed,
+  its target never read or written.
 Nothing is left as junk, and every action is logged.
 """
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import stat
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -23,7 +26,7 @@ from pathlib import Path
 import av
 
 from edge.errors import StorageError
-from edge.record.atomic import PARTIAL_SUFFIX, fsync_dir, unique_path
+from edge.record.atomic import PARTIAL_SUFFIX, RoomMaker, fsync_dir, unique_path
 from edge.record.store import (SEGMENT_PREFIX, SIDECAR_SUFFIX, VIDEO_SUFFIX, RecordingsFolder, StoredSegment,
                                format_utc, parse_utc, read_sidecar, start_from_name, write_sidecar)
 
@@ -118,14 +121,18 @@ def _decodable(stream: av.VideoStream, packets: list) -> list[int | None]:
     return stamps
 
 
-def recover(folder: RecordingsFolder) -> RecoveryReport:
-    """Clean up `folder` (locked/ first, so an interrupted lock move finds its sidecar in the root)."""
+def recover(folder: RecordingsFolder, make_room: RoomMaker | None = None) -> RecoveryReport:
+    """Clean up `folder` (locked/ first, so an interrupted lock move finds its sidecar in the root).
+
+    `make_room` frees space when a sidecar cannot be written on a full disk (see `edge.record.atomic`).
+    """
     report = RecoveryReport()
     try:
         for directory in (folder.locked_dir, folder.root):
-            if directory.is_dir():
-                _recover_partial_videos(directory, folder, report)
-                _restore_sidecars(directory, folder, report)
+            if directory.is_dir() and not directory.is_symlink():
+                _remove_planted_links(directory, report)
+                _recover_partial_videos(directory, folder, report, make_room)
+                _restore_sidecars(directory, folder, report, make_room)
                 _remove_leftovers(directory, report)
     except OSError as exc:
         raise StorageError(f"cannot clean up {folder.root} after a crash: {exc.strerror or exc}") from None
@@ -134,10 +141,28 @@ def recover(folder: RecordingsFolder) -> RecoveryReport:
 
 
 def _ours(directory: Path, suffix: str) -> list[Path]:
-    return sorted(p for p in directory.glob(f"{SEGMENT_PREFIX}*{suffix}") if p.is_file())
+    """dashcam's files with this suffix: regular files only, never what a symlink points at."""
+    return sorted(p for p in directory.glob(f"{SEGMENT_PREFIX}*{suffix}")
+                  if stat.S_ISREG(_lstat_mode(p)))
 
 
-def _recover_partial_videos(directory: Path, folder: RecordingsFolder, report: RecoveryReport) -> None:
+def _lstat_mode(path: Path) -> int:
+    try:
+        return os.lstat(path).st_mode
+    except FileNotFoundError:
+        return 0
+
+
+def _remove_planted_links(directory: Path, report: RecoveryReport) -> None:
+    """A symlink under one of dashcam's names was not made by dashcam: remove the link (its target is untouched)."""
+    for link in sorted(p for p in directory.glob(f"{SEGMENT_PREFIX}*") if p.is_symlink()):
+        log.warning("removing the symbolic link %s: dashcam never makes links, and never writes through one", link)
+        link.unlink()
+        report.deleted.append(link.name)
+
+
+def _recover_partial_videos(directory: Path, folder: RecordingsFolder, report: RecoveryReport,
+                            make_room: RoomMaker | None) -> None:
     for partial in _ours(directory, VIDEO_SUFFIX + PARTIAL_SUFFIX):
         final = partial.with_name(partial.name.removesuffix(PARTIAL_SUFFIX))
         snapshot_path = final.with_suffix(SIDECAR_SUFFIX + PARTIAL_SUFFIX)
@@ -147,26 +172,26 @@ def _recover_partial_videos(directory: Path, folder: RecordingsFolder, report: R
             snapshot_path.unlink(missing_ok=True)
             report.deleted.append(partial.name)
             continue
-        if final.exists():  # never overwrite a finished segment: keep both
+        if os.path.lexists(final):  # never overwrite a finished segment: keep both
             final = unique_path(directory, final.stem, VIDEO_SUFFIX)
         os.replace(partial, final)
         fsync_dir(directory)
         sidecar = recovered_sidecar(final, probe, read_sidecar(snapshot_path))
-        write_sidecar(final.with_suffix(SIDECAR_SUFFIX), sidecar)
+        write_sidecar(final.with_suffix(SIDECAR_SUFFIX), sidecar, make_room)
         snapshot_path.unlink(missing_ok=True)
         report.recovered.append((final.name, probe.frames))
         if directory == folder.root:
-            _lock_if_flagged(final, sidecar, folder)
+            _lock_if_flagged(final, sidecar, folder, make_room)
 
 
-def _lock_if_flagged(video: Path, sidecar: dict, folder: RecordingsFolder) -> None:
+def _lock_if_flagged(video: Path, sidecar: dict, folder: RecordingsFolder, make_room: RoomMaker | None) -> None:
     """The snapshot says an incident lock covered this segment: finish the move the crash interrupted."""
     if not sidecar.get("locked"):
         return
     now = dt.datetime.now(dt.timezone.utc)
     locked_at = sidecar.get("locked_at_utc")
     folder.lock(StoredSegment(video, start_from_name(video.name) or now, video.stat().st_size, locked=False),
-                parse_utc(locked_at) if locked_at else now)
+                parse_utc(locked_at) if locked_at else now, make_room)
 
 
 def recovered_sidecar(video: Path, probe: VideoProbe, snapshot: dict | None) -> dict:
@@ -194,10 +219,11 @@ def recovered_sidecar(video: Path, probe: VideoProbe, snapshot: dict | None) -> 
     return data
 
 
-def _restore_sidecars(directory: Path, folder: RecordingsFolder, report: RecoveryReport) -> None:
+def _restore_sidecars(directory: Path, folder: RecordingsFolder, report: RecoveryReport,
+                      make_room: RoomMaker | None) -> None:
     for video in _ours(directory, VIDEO_SUFFIX):
         sidecar_path = video.with_suffix(SIDECAR_SUFFIX)
-        if sidecar_path.exists():
+        if sidecar_path.exists() or not video.exists():  # gone: freed for space by `make_room` meanwhile
             continue
         moved_from = folder.root / sidecar_path.name  # an interrupted lock move left it in the root
         data = read_sidecar(moved_from) if directory == folder.locked_dir else None
@@ -213,12 +239,12 @@ def _restore_sidecars(directory: Path, folder: RecordingsFolder, report: Recover
         if directory == folder.locked_dir:
             data.setdefault("locked_at_utc", format_utc(dt.datetime.now(dt.timezone.utc)))
             data["locked"] = True
-        write_sidecar(sidecar_path, data)
+        write_sidecar(sidecar_path, data, make_room)
         report.sidecars_restored.append(sidecar_path.name)
         if directory == folder.locked_dir:
             moved_from.unlink(missing_ok=True)
         else:
-            _lock_if_flagged(video, data, folder)
+            _lock_if_flagged(video, data, folder, make_room)
 
 
 def _remove_leftovers(directory: Path, report: RecoveryReport) -> None:

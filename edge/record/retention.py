@@ -5,9 +5,14 @@ Two rules, applied to unlocked segments only, oldest first:
   data-protection guidance for dashcams: keep ordinary footage for a short time only);
 - space: with `eu-72h` and `loop-only`, the oldest go until the folder fits `max_bytes` and
   the filesystem keeps `min_free_bytes`, with room left for the next segment (loop recording).
-Locked segments are never chosen. When the budget cannot be met by deleting unlocked
-footage (only locked segments left, or the `keep` preset), the plan says so and the
+Locked segments are never chosen. When the budget cannot be met even by deleting every
+unlocked segment (locked footage alone exceeds it, or the `keep` preset), the plan deletes
+nothing for space, since that would lose the newest footage for nothing, and says so: the
 recorder stops rather than delete evidence.
+
+The budget is an estimate; the disk can still fill first (other files, a slow card's
+reserved blocks). Then `oldest_deletable` names what to free so the write can go on
+(see `edge.record.atomic.RoomMaker`).
 """
 from __future__ import annotations
 
@@ -80,8 +85,21 @@ def plan_retention(segments: Sequence[StoredSegment], policy: RetentionPolicy, n
         used -= oldest.size_bytes
         free += oldest.size_bytes
     locked_bytes = sum(s.size_bytes for s in segments if s.locked)
-    return RetentionPlan(expired, for_space, Usage(used, free, locked_bytes, reserve_bytes),
-                         full=_over_budget(policy, used, free, reserve_bytes))
+    full = _over_budget(policy, used, free, reserve_bytes)
+    if full and for_space:  # deleting them all would not be enough: keep them for the user to export
+        used += sum(s.size_bytes for s in for_space)
+        free -= sum(s.size_bytes for s in for_space)
+        for_space = []
+    return RetentionPlan(expired, for_space, Usage(used, free, locked_bytes, reserve_bytes), full=full)
+
+
+def oldest_deletable(segments: Sequence[StoredSegment], policy: RetentionPolicy) -> StoredSegment | None:
+    """The segment to delete when a write fails for lack of space: the oldest unlocked one, if the policy
+    deletes for space. `segments` are finished ones, so the segment being written is never among them."""
+    if not policy.delete_for_space:
+        return None
+    unlocked = [s for s in segments if not s.locked]
+    return min(unlocked, key=lambda s: (s.start_utc, s.name), default=None)
 
 
 def _is_expired(segment: StoredSegment, policy: RetentionPolicy, now_utc: dt.datetime) -> bool:
@@ -100,12 +118,7 @@ def _over_budget(policy: RetentionPolicy, used: int, free: int, reserve: int) ->
 def describe_full(plan: RetentionPlan, policy: RetentionPolicy, folder: str) -> str:
     """The one line a user sees when recording stops for lack of space."""
     usage = plan.usage
-    if not policy.delete_for_space:
-        why = "retention is 'keep', so nothing is deleted automatically"
-    elif usage.locked_bytes:
-        why = f"only locked segments are left ({_size(usage.locked_bytes)} in {folder}/locked)"
-    else:
-        why = "no footage is left to delete: other files fill the disk"
+    why = _why_nothing_goes(policy, usage.locked_bytes, usage.used_bytes > usage.locked_bytes, folder)
     limits, advice = [], "export and remove footage you no longer need"
     if policy.max_bytes and usage.used_bytes + usage.reserve_bytes > policy.max_bytes:
         limits.append(f"the folder holds {_size(usage.used_bytes)}, max_bytes is {_size(policy.max_bytes)}")
@@ -115,6 +128,24 @@ def describe_full(plan: RetentionPlan, policy: RetentionPolicy, folder: str) -> 
         advice += ", or free space on the disk"
     return (f"recording stopped: the disk budget is reached ({'; '.join(limits)}; next segment "
             f"~{_size(usage.reserve_bytes)}) and {why}; {advice}")
+
+
+def describe_disk_full(policy: RetentionPolicy, locked_bytes: int, folder: str) -> str:
+    """The one line a user sees when a write failed for space and nothing more may be deleted."""
+    why = _why_nothing_goes(policy, locked_bytes, False, folder)
+    return (f"recording stopped: the disk holding {folder} is full and {why}; "
+            "export and remove footage you no longer need, or free space on the disk")
+
+
+def _why_nothing_goes(policy: RetentionPolicy, locked_bytes: int, unlocked_left: bool, folder: str) -> str:
+    if not policy.delete_for_space:
+        return "retention is 'keep', so nothing is deleted automatically"
+    if unlocked_left:
+        return (f"locked footage ({_size(locked_bytes)} in {folder}/locked) leaves no room even without "
+                "the unlocked segments, which are kept")
+    if locked_bytes:
+        return f"only locked segments are left ({_size(locked_bytes)} in {folder}/locked)"
+    return "no footage is left to delete: other files fill the disk"
 
 
 def _size(n: int) -> str:

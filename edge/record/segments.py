@@ -31,7 +31,8 @@ from edge.record.incident import LockRequests
 from edge.record.index import TripsIndex
 from edge.record.lease import RecorderLease
 from edge.record.recovery import recover
-from edge.record.retention import RetentionPolicy, StorageFullError, describe_full, plan_retention
+from edge.record.retention import (RetentionPolicy, StorageFullError, describe_disk_full, describe_full,
+                                  oldest_deletable, plan_retention)
 from edge.record.store import (SIDECAR_SUFFIX, RecordingsFolder, StoredSegment, format_utc, parse_utc,
                                write_sidecar)
 from edge.redact import RedactedFrame, require_redacted
@@ -140,10 +141,12 @@ class SegmentRecorder:
         self._recent: deque[_Recent] = deque()
         self._failed = False
         self.finished: list[SegmentInfo] = []
+        self.deleted_for_full_disk = 0  # segments freed because a write failed for space
+        self._index: TripsIndex | None = None  # opened after recovery
         self._folder.create()
-        self._lease = RecorderLease.acquire(self._folder)
+        self._lease = RecorderLease.acquire(self._folder, self._make_room)
         try:
-            recover(self._folder)
+            recover(self._folder, self._make_room)
             self._index = TripsIndex.open(self._folder, self._loop.trip_gap_s)
             self._identity = self._folder.identity()
             self._reserve_bytes = self._initial_reserve()
@@ -230,7 +233,8 @@ class SegmentRecorder:
                 raise
             log.error("could not finish the last segment after the earlier error: %s", exc)
         finally:
-            self._index.close()
+            if self._index is not None:
+                self._index.close()
             self._lease.release()
 
     # ---- incident locks -------------------------------------------------------------------------------------
@@ -258,7 +262,7 @@ class SegmentRecorder:
             self._write_snapshot(segment)  # a power cut right after the crash must not lose the lock
 
     def _lock_finished(self, recent: _Recent, t_utc: dt.datetime) -> None:
-        stored = self._folder.lock(recent.stored, t_utc)
+        stored = self._folder.lock(recent.stored, t_utc, self._make_room)
         self._index.add(stored)
         self._recent[self._recent.index(recent)] = _Recent(stored, recent.start_mono_ns, recent.end_mono_ns)
         self._mark_locked_in_finished(recent.stored.video_path, stored.video_path)
@@ -276,7 +280,8 @@ class SegmentRecorder:
             raise StorageError(f"recordings folder {self._folder.root} was replaced while recording "
                                "(card swapped or unmounted?)")
         video_path = self._folder.new_video_path(frame.t_utc)
-        encoder = VideoEncoder(video_path, *self._size, self._fps, self._settings, crash_safe=True)
+        encoder = VideoEncoder(video_path, *self._size, self._fps, self._settings, crash_safe=True,
+                               make_room=self._make_room)
         segment = _OpenSegment(encoder=encoder, start_utc=_iso(frame), start_mono_ns=frame.t_mono_ns,
                                start_timeline_ns=frame.timeline_ns, end_mono_ns=frame.t_mono_ns,
                                gap_before_s=gap_before_s)
@@ -288,7 +293,7 @@ class SegmentRecorder:
         """The sidecar so far, as `X.json.partial`: what recovery needs after a power cut."""
         video_path = segment.encoder.final_path
         data = {**self._sidecar(segment, video_path), "in_progress": True}
-        write_sidecar(partial_path(video_path.with_suffix(SIDECAR_SUFFIX)), data)
+        write_sidecar(partial_path(video_path.with_suffix(SIDECAR_SUFFIX)), data, self._make_room)
         segment.snapshot_mono_ns = segment.end_mono_ns
 
     def _finish(self, at_close: bool = False) -> None:
@@ -296,11 +301,11 @@ class SegmentRecorder:
         video_path = segment.encoder.close()
         sidecar_path = video_path.with_suffix(SIDECAR_SUFFIX)
         sidecar = self._sidecar(segment, video_path)
-        write_sidecar(sidecar_path, sidecar)
+        write_sidecar(sidecar_path, sidecar, self._make_room)
         partial_path(sidecar_path).unlink(missing_ok=True)
         stored = StoredSegment(video_path, parse_utc(segment.start_utc), video_path.stat().st_size, locked=False)
         if segment.locked_utc is not None:
-            stored = self._folder.lock(stored, segment.locked_utc)
+            stored = self._folder.lock(stored, segment.locked_utc, self._make_room)
             log.warning("locked %s", stored.name)
         self._index.add(stored, sidecar)
         self.finished.append(SegmentInfo(stored.video_path, stored.sidecar_path, segment.counts, stored.locked))
@@ -327,12 +332,8 @@ class SegmentRecorder:
         policy = self._loop.retention
         plan = plan_retention(self._folder.segments(), policy, dt.datetime.now(dt.timezone.utc),
                               self._folder.free_bytes(), self._reserve_bytes)
-        for segment in plan.delete:
-            self._folder.delete(segment)
+        self._delete(plan.delete)
         if plan.delete:
-            self._index.remove([s.name for s in plan.delete])
-            deleted = {s.video_path for s in plan.delete}
-            self._recent = deque(r for r in self._recent if r.stored.video_path not in deleted)
             log.info("retention: deleted %d segments older than the retention age and %d for space",
                      len(plan.expired), len(plan.for_space))
         if plan.full:
@@ -340,6 +341,27 @@ class SegmentRecorder:
             if raise_when_full:
                 raise StorageFullError(message)  # the CLI prints it, once
             log.warning("%s", message)
+
+    def _delete(self, segments: list[StoredSegment]) -> None:
+        for segment in segments:
+            self._folder.delete(segment)
+        if segments and self._index is not None:
+            self._index.remove([s.name for s in segments])
+        deleted = {s.video_path for s in segments}
+        self._recent = deque(r for r in self._recent if r.stored.video_path not in deleted)
+
+    def _make_room(self) -> None:
+        """A write failed for lack of space before the budget said so: free the oldest unlocked segment,
+        or stop with one line when retention allows nothing more (see `edge.record.atomic.RoomMaker`)."""
+        segments = self._folder.segments()
+        oldest = oldest_deletable(segments, self._loop.retention)
+        if oldest is None:
+            locked_bytes = sum(s.size_bytes for s in segments if s.locked)
+            raise StorageFullError(describe_disk_full(self._loop.retention, locked_bytes, str(self._folder.root)))
+        log.warning("the disk is full: deleting the oldest unlocked segment %s (%.1f MB) to keep recording",
+                    oldest.name, oldest.size_bytes / 1e6)
+        self._delete([oldest])
+        self.deleted_for_full_disk += 1
 
     # ---- sidecars -------------------------------------------------------------------------------------------
 

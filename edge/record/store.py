@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge.errors import StorageError
-from edge.record.atomic import FOLDER_MODE, fsync_dir, partial_path, unique_path, write_atomic
+from edge.record.atomic import (FOLDER_MODE, RoomMaker, fsync_dir, open_regular, partial_path, unique_path,
+                               write_atomic)
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ LOCKED_DIR = "locked"
 INDEX_NAME = "index.sqlite3"
 PID_NAME = "dashcam.pid"
 _NAME_TIME = "%Y-%m-%d_%H-%M-%SZ"
+SIDECAR_MAX_BYTES = 16 << 20  # a day-long segment's track is a few MB; more is not a sidecar
 _NAME_RE = re.compile(r"dashcam_(\d{4}-\d\d-\d\d_\d\d-\d\d-\d\dZ)(_\d+)?")
 
 
@@ -76,20 +78,29 @@ class StoredSegment:
 
 
 def read_sidecar(path: Path) -> dict | None:
-    """A sidecar's content, or None when it is missing or not valid JSON (a crash leftover)."""
+    """A sidecar's content, or None when it is missing, not a regular file, or not valid JSON (a crash leftover)."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        fd = open_regular(path)
     except FileNotFoundError:
         return None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, StorageError) as exc:
+        log.warning("unreadable sidecar %s: %s", path, exc)
+        return None
+    try:
+        with os.fdopen(fd, "rb") as reader:
+            text = reader.read(SIDECAR_MAX_BYTES + 1)
+        if len(text) > SIDECAR_MAX_BYTES:
+            raise ValueError(f"larger than {SIDECAR_MAX_BYTES} bytes")
+        data = json.loads(text.decode("utf-8"))
+    except (OSError, ValueError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         log.warning("unreadable sidecar %s: %s", path, exc)
         return None
     return data if isinstance(data, dict) else None
 
 
-def write_sidecar(path: Path, data: dict) -> Path:
+def write_sidecar(path: Path, data: dict, make_room: RoomMaker | None = None) -> Path:
     """Sidecars live in folders that must already exist (see `atomic.open_partial`)."""
-    return write_atomic(path, json.dumps(data, indent=2).encode(), make_parents=False)
+    return write_atomic(path, json.dumps(data, indent=2).encode(), make_parents=False, make_room=make_room)
 
 
 class RecordingsFolder:
@@ -131,6 +142,9 @@ class RecordingsFolder:
 
     def _scan(self, folder: Path, locked: bool) -> list[StoredSegment]:
         found = []
+        if locked and folder.is_symlink():  # dashcam makes `locked/` a folder; a link could lead anywhere
+            log.warning("%s is a symbolic link, not dashcam's folder: its files are ignored", folder)
+            return []
         try:
             entries = list(os.scandir(folder))
         except FileNotFoundError:
@@ -139,7 +153,8 @@ class RecordingsFolder:
             raise StorageError(f"cannot list {folder}: {exc.strerror}") from None
         for entry in entries:
             start = start_from_name(entry.name)
-            if start is None or not entry.name.endswith(VIDEO_SUFFIX) or not entry.is_file():
+            # Regular files only: a symlink planted in the folder is never listed, locked, exported or deleted through.
+            if start is None or not entry.name.endswith(VIDEO_SUFFIX) or not entry.is_file(follow_symlinks=False):
                 continue
             video = Path(entry.path)
             size = _size_or_zero(video)
@@ -152,7 +167,7 @@ class RecordingsFolder:
         """A name for a new segment that is free in the root and in `locked/` (a later lock must not overwrite)."""
         stem = segment_stem(t_utc)
         candidate, n = self.root / f"{stem}{VIDEO_SUFFIX}", 0
-        while any(p.exists() for p in (candidate, partial_path(candidate), self.locked_dir / candidate.name)):
+        while any(os.path.lexists(p) for p in (candidate, partial_path(candidate), self.locked_dir / candidate.name)):
             n += 1
             candidate = self.root / f"{stem}_{n}{VIDEO_SUFFIX}"
         return candidate
@@ -165,12 +180,12 @@ class RecordingsFolder:
                 return segment
         return None
 
-    def lock(self, segment: StoredSegment, t_utc: dt.datetime) -> StoredSegment:
+    def lock(self, segment: StoredSegment, t_utc: dt.datetime, make_room: RoomMaker | None = None) -> StoredSegment:
         """Move a segment into `locked/` with `"locked": true` in its sidecar; idempotent."""
         if segment.locked:
             return segment
         target = self.locked_dir / segment.name
-        if target.exists():  # never replace locked evidence; keep both under distinct names
+        if os.path.lexists(target):  # never replace locked evidence; keep both under distinct names
             target = unique_path(self.locked_dir, segment.video_path.stem, VIDEO_SUFFIX)
         sidecar = read_sidecar(segment.sidecar_path) or {"video": segment.name}
         sidecar.update(locked=True, locked_at_utc=format_utc(t_utc))
@@ -180,7 +195,7 @@ class RecordingsFolder:
             # which recovery moves over.
             os.replace(segment.video_path, target)
             fsync_dir(self.locked_dir)
-            write_sidecar(target.with_suffix(SIDECAR_SUFFIX), sidecar)
+            write_sidecar(target.with_suffix(SIDECAR_SUFFIX), sidecar, make_room)
             segment.sidecar_path.unlink(missing_ok=True)
             fsync_dir(self.root)
         except OSError as exc:
@@ -209,6 +224,6 @@ class RecordingsFolder:
 
 def _size_or_zero(path: Path) -> int:
     try:
-        return path.stat().st_size
+        return path.lstat().st_size
     except OSError:
         return 0

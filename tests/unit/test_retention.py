@@ -7,7 +7,11 @@ from pathlib import Path
 import pytest
 
 from edge.config import RecordConfig
-from edge.record.retention import PRESETS, RetentionPolicy, describe_full, plan_retention
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from edge.record.retention import (PRESETS, RetentionPolicy, describe_disk_full, describe_full, oldest_deletable,
+                                   plan_retention)
 from edge.record.store import StoredSegment
 
 NOW = dt.datetime(2026, 11, 21, 12, 0, tzinfo=dt.timezone.utc)
@@ -68,14 +72,49 @@ def test_min_free_space_floor_counts_what_deletions_give_back():
     assert plan.usage.free_bytes == 6 * MB and not plan.full
 
 
-def test_only_locked_left_means_full_and_nothing_locked_is_chosen():
+def test_a_budget_locked_footage_alone_exceeds_deletes_nothing_and_stops():
+    """Deleting the unlocked (newest) segment would not meet the budget: it is kept for the user, not lost."""
     segments = [seg(3, locked=True), seg(2, locked=True), seg(1)]
     policy = RetentionPolicy.from_preset("eu-72h", 72, max_bytes=2 * MB, min_free_bytes=0)
     plan = plan_retention(segments, policy, NOW, free_bytes=10**12, reserve_bytes=MB)
-    assert names(plan.delete) == [segments[2].name]
-    assert plan.full
+    assert plan.delete == [] and plan.full
+    assert plan.usage.used_bytes == 3 * MB
+    message = describe_full(plan, policy, "/rec")
+    assert "leaves no room even without the unlocked segments" in message and "recording stopped" in message
+
+
+def test_only_locked_left_means_full_and_nothing_locked_is_chosen():
+    segments = [seg(3, locked=True), seg(2, locked=True)]
+    policy = RetentionPolicy.from_preset("eu-72h", 72, max_bytes=2 * MB, min_free_bytes=0)
+    plan = plan_retention(segments, policy, NOW, free_bytes=10**12, reserve_bytes=MB)
+    assert plan.delete == [] and plan.full
     message = describe_full(plan, policy, "/rec")
     assert "only locked segments are left" in message and "recording stopped" in message
+
+
+def test_a_full_disk_frees_the_oldest_unlocked_segment_never_a_locked_one():
+    segments = [seg(5, locked=True), seg(3), seg(4), seg(1)]
+    assert oldest_deletable(segments, RetentionPolicy.from_preset("loop-only", 72, 0, 0)) == segments[2]
+    assert oldest_deletable(segments[:1], RetentionPolicy.from_preset("loop-only", 72, 0, 0)) is None
+    assert oldest_deletable(segments, RetentionPolicy.from_preset("keep", 72, 0, 0)) is None
+    message = describe_disk_full(RetentionPolicy(), 5 * MB, "/rec")
+    assert message.startswith("recording stopped: the disk holding /rec is full") and "5.0 MB" in message
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 200), st.integers(1, 5), st.booleans()), max_size=12),
+       st.sampled_from(PRESETS), st.integers(0, 30), st.integers(0, 20), st.integers(0, 4))
+def test_retention_never_deletes_locked_footage_and_deletes_for_space_only_when_it_helps(
+        specs, preset, max_mb, free_mb, reserve_mb):
+    segments = [seg(hours, size * MB, locked, name=f"dashcam_{i:02d}") for i, (hours, size, locked) in enumerate(specs)]
+    policy = RetentionPolicy.from_preset(preset, 72, max_bytes=max_mb * MB, min_free_bytes=2 * MB)
+    plan = plan_retention(segments, policy, NOW, free_bytes=free_mb * MB, reserve_bytes=reserve_mb * MB)
+    assert not any(s.locked for s in plan.delete)
+    if plan.full:
+        assert plan.for_space == []  # never lose footage for a budget that still is not met
+    kept = sorted((s for s in segments if not s.locked and s not in plan.delete), key=lambda s: (s.start_utc, s.name))
+    for deleted in plan.for_space:  # oldest first: everything deleted for space is older than all that stays
+        assert all((deleted.start_utc, deleted.name) <= (k.start_utc, k.name) for k in kept)
 
 
 def test_keep_stops_instead_of_deleting():
