@@ -1,7 +1,10 @@
-"""Shared fixtures: small synthetic clips, detail measures, and a scripted detector."""
+"""Shared fixtures: small synthetic clips, detail measures, a scripted detector, and a real small filesystem."""
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import av
@@ -97,3 +100,54 @@ def drain_datagrams(server: socket.socket) -> list[bytes]:
 @pytest.fixture
 def canary_clip(tmp_path: Path) -> Path:
     return write_clip(tmp_path / "canary.mp4", canary_frames())
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Callable[[int], Path]]:
+    """`small_disk(megabytes)`: a real tmpfs of that size, so ENOSPC comes from the kernel, not a mock.
+
+    Mounting needs root (CI runs as root); elsewhere the test is skipped with one line.
+    """
+    mounts: list[Path] = []
+
+    def mount(megabytes: int) -> Path:
+        if os.geteuid() != 0:
+            pytest.skip("a small real filesystem (tmpfs) needs root to mount")
+        point = tmp_path / f"disk{len(mounts)}"
+        point.mkdir()
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={megabytes}m,mode=0700", "tmpfs", str(point)],
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+        mounts.append(point)
+        return point
+
+    yield mount
+    for point in mounts:
+        subprocess.run(["umount", "-l", str(point)], capture_output=True)
+
+
+def fill_disk(folder: Path, leave_bytes: int = 0) -> Path:
+    """Write a filler file until the filesystem is full, then give back `leave_bytes`; returns the filler."""
+    filler = folder / "filler.bin"
+    chunk = b"\xff" * (1 << 16)
+    with filler.open("wb", buffering=0) as handle:
+        try:
+            while True:
+                handle.write(chunk)
+        except OSError:
+            pass
+        small = bytes(4096)
+        try:
+            while True:
+                handle.write(small)
+        except OSError:
+            pass
+        if leave_bytes:
+            handle.truncate(max(0, handle.tell() - leave_bytes))
+    return filler
+
+
+def free_bytes(folder: Path) -> int:
+    info = os.statvfs(folder)
+    return info.f_bavail * info.f_frsize

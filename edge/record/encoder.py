@@ -195,6 +195,8 @@ class VideoEncoder:
                 self._sync_new_fragment()
         except OSError as exc:
             raise StorageError(f"cannot write {self.final_path}: {exc.strerror or exc}") from None
+        except av.error.FFmpegError as exc:  # the muxer's output broke at an earlier failed write
+            raise StorageError(f"cannot write {self.final_path}: {exc}") from None
 
     def _sync_new_fragment(self) -> None:
         """Fsync what the muxer wrote (each write already reached the kernel, which survives kill -9) so it
@@ -235,6 +237,8 @@ class VideoEncoder:
             return commit(self._handle, self.final_path)
         except OSError as exc:
             raise StorageError(f"cannot finish {self.final_path}: {exc.strerror or exc}") from None
+        except av.error.FFmpegError as exc:
+            raise StorageError(f"cannot finish {self.final_path}: {exc}") from None
 
     def abort(self) -> None:
         """Drop the unfinished file (used when nothing was written)."""

@@ -132,7 +132,6 @@ class TripsIndex:
         self._folder = folder
         self._trip_gap_s = trip_gap_s
         self._mutex = threading.Lock()
-        self._write_failed = False  # warned once; the next start reconciles
 
     @classmethod
     def open(cls, folder: RecordingsFolder, trip_gap_s: float, writable: bool = True) -> TripsIndex:
@@ -151,20 +150,14 @@ class TripsIndex:
     @classmethod
     def _open_read_only(cls, folder: RecordingsFolder, trip_gap_s: float) -> TripsIndex:
         """Another process owns the file (or the card is read-only): copy it into memory, or rebuild there."""
-        memory = _in_memory()
         try:
             _refuse_links(folder.index_path)
             connection = sqlite3.connect(f"{folder.index_path.as_uri()}?mode=ro", uri=True,
                                          check_same_thread=False, timeout=5.0)
-            try:
-                _check(connection)
-                connection.backup(memory)
-            finally:
-                connection.close()
+            memory = _copy_to_memory(connection)
         except (sqlite3.Error, StorageError) as exc:
             log.info("reading the trips index %s failed (%s): indexing the sidecars in memory",
                      folder.index_path, exc)
-            memory.close()
             memory = _in_memory()
         index = cls(memory, folder, trip_gap_s)
         index.reconcile()  # in memory only: the file is the recorder's
@@ -178,16 +171,23 @@ class TripsIndex:
                 log.warning("closing the trips index: %s", exc)
 
     def _write(self, what: str, change: Callable[[sqlite3.Connection], None]) -> None:
-        """Run one write transaction; a failure (disk full, card error) is logged, never raised."""
+        """Run one write transaction. When the file refuses it (disk full, card error), the index moves to an
+        in-memory copy for the rest of the run: never raised, logged once, and no longer competing with the
+        footage for the space retention frees. The next start reconciles the file with the sidecars."""
         with self._mutex:
             try:
                 with self._db:
                     change(self._db)
+                return
             except sqlite3.Error as exc:
-                if not self._write_failed:
-                    log.warning("the trips index could not be updated (%s: %s); recording goes on and the index "
-                                "is rebuilt from the sidecars on the next start", what, exc)
-                self._write_failed = True
+                log.warning("the trips index could not be updated (%s: %s); recording goes on, the index is kept "
+                            "in memory and rebuilt from the sidecars on the next start", what, exc)
+            self._db = _copy_to_memory(self._db)
+            try:
+                with self._db:
+                    change(self._db)
+            except sqlite3.Error as exc:
+                log.warning("the in-memory trips index could not be updated either: %s", exc)
 
     # ---- writing --------------------------------------------------------------------------------------------
 
@@ -277,6 +277,23 @@ def _open_file(path: Path) -> sqlite3.Connection:
         log.warning("trips index %s is unreadable (%s): rebuilding it from the sidecars", path, exc)
     _remove_database(path)
     return _connect(path)
+
+
+def _copy_to_memory(connection: sqlite3.Connection) -> sqlite3.Connection:
+    """An in-memory copy of an index (reading works on a full disk); an empty one when even reading fails."""
+    memory = sqlite3.connect(":memory:", check_same_thread=False)
+    try:
+        connection.backup(memory)
+        _check(memory)
+    except sqlite3.Error as exc:
+        log.warning("could not copy the trips index into memory (%s): starting an empty one", exc)
+        memory.close()
+        memory = _in_memory()
+    try:
+        connection.close()
+    except sqlite3.Error as exc:
+        log.debug("closing the trips index file: %s", exc)
+    return memory
 
 
 def _in_memory() -> sqlite3.Connection:
