@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -35,7 +36,7 @@ from edge.detect.union import FaceUnion
 from edge.detect.factory import build_detectors, guarded, model_ids
 from edge.detect.guard import DetectionFailure, GuardedDetector
 from edge.doctor import FAIL, DoctorOptions, run_doctor
-from edge.errors import SourceError, StorageError, UserError
+from edge.errors import Interrupted, SourceError, StorageError, UserError, raise_interrupted
 from edge.gps import FixProvider
 from edge.gps.privacy import LocationPolicy
 from edge.gps.reader import SerialGpsReader, describe_fix
@@ -43,7 +44,7 @@ from edge.gps.replay import GpsdClient, NmeaLogReplay
 from edge.gps.stamp import LocationStamper
 from edge.gps.synced import MediaSyncedReplay
 from edge.pipeline import Pipeline, RunStats
-from edge.record.atomic import FOLDER_MODE
+from edge.record.atomic import make_output_folder, write_atomic
 from edge.record.button import GpioLockButton
 from edge.record.encoder import CONTAINERS, EncoderSettings, VideoEncoder
 from edge.record.export import export as export_segments
@@ -62,6 +63,8 @@ log = logging.getLogger("edge.cli")
 
 VIDEO_SUFFIXES = frozenset(CONTAINERS)
 SAMPLE_NMEA = SAMPLE_VIDEO.with_name("drive.nmea")
+# Disk full, quota, read-only remount, card I/O error: the environment, not a bug.
+STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,14 +73,24 @@ def main(argv: list[str] | None = None) -> int:
     verbose = getattr(args, "verbose", 0)
     logging.basicConfig(level=logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING,
                         format="dashcam: %(levelname)s: %(message)s")
+    # Until a command installs its own stop handling (`run` finishes the segment), a stop signal unwinds.
+    signal.signal(signal.SIGTERM, raise_interrupted)
+    signal.signal(signal.SIGINT, raise_interrupted)
     try:
         return args.handler(args)
     except UserError as exc:
         print(f"dashcam: error: {exc}", file=sys.stderr)
         return exc.exit_status
-    except KeyboardInterrupt:
-        print("dashcam: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        by = f" by {exc.signal_name}" if isinstance(exc, Interrupted) else ""
+        print(f"dashcam: interrupted{by}", file=sys.stderr)
         return 130
+    except OSError as exc:
+        if exc.errno not in STORAGE_ERRNOS:
+            raise
+        # A storage failure no module turned into a StorageError: still one line, and no restart loop.
+        print(f"dashcam: error: {exc.strerror}{f': {exc.filename}' if exc.filename else ''}", file=sys.stderr)
+        return 2
     except BrokenPipeError:
         # The reader of our output went away (`dashcam ... | head`); files are already complete.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -251,10 +264,7 @@ def _open_camera(config: Config, stop: threading.Event) -> FrameSource:
 def _write_stats(path: Path | None, stats: RunStats) -> None:
     if path is None:
         return
-    try:
-        path.write_text(json.dumps(stats.to_dict(), indent=2) + "\n", encoding="utf-8")
-    except OSError as exc:
-        raise StorageError(f"cannot write --stats-json {path}: {exc.strerror or exc}") from None
+    write_atomic(path, (json.dumps(stats.to_dict(), indent=2) + "\n").encode())
 
 
 def _is_live(config: Config) -> bool:
@@ -561,6 +571,7 @@ class _SingleFileSink:
 def cmd_anonymize(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     jobs = _collect_jobs(args.inputs, args.output)
+    make_output_folder(args.output, "output folder")  # before loading models: a bad --output fails at once
     detector, redactor = _detector_and_redactor(config, live=False)
     stop = _install_stop_handlers()
     total = RunStats()
@@ -570,7 +581,7 @@ def cmd_anonymize(args: argparse.Namespace) -> int:
             if stop.is_set():
                 break
             try:
-                stats = (_anonymize_image(job, detector, redactor) if is_image(job.source)
+                stats = (_anonymize_image(job, detector, redactor, config.source.max_pixels) if is_image(job.source)
                          else _anonymize_video(job, config, detector, redactor, stop))
             except UserError as exc:
                 failures += 1
@@ -590,8 +601,8 @@ def cmd_anonymize(args: argparse.Namespace) -> int:
     return 2 if failures else 0
 
 
-def _anonymize_image(job: _Job, detector: GuardedDetector, redactor: Redactor) -> RunStats:
-    frame = stamp(read_image(job.source), 0)
+def _anonymize_image(job: _Job, detector: GuardedDetector, redactor: Redactor, max_pixels: int) -> RunStats:
+    frame = stamp(read_image(job.source, max_pixels), 0)
     stats = RunStats(frames_captured=1)
     verdict = detector.detect(frame.image_bgr)
     stats.detector_failures = int(isinstance(verdict, DetectionFailure))
@@ -600,7 +611,6 @@ def _anonymize_image(job: _Job, detector: GuardedDetector, redactor: Redactor) -
     if redacted is None:
         stats.dropped = 1
         return stats
-    job.output.parent.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
     write_image(job.output, redacted)
     stats.count_stored(redacted)
     return stats
@@ -608,7 +618,7 @@ def _anonymize_image(job: _Job, detector: GuardedDetector, redactor: Redactor) -
 
 def _anonymize_video(job: _Job, config: Config, detector: GuardedDetector, redactor: Redactor,
                      stop: threading.Event) -> RunStats:
-    source = VideoFileSource(job.source, realtime=False)
+    source = VideoFileSource(job.source, realtime=False, max_pixels=config.source.max_pixels)
     try:
         sink = _SingleFileSink(VideoEncoder(job.output, source.width, source.height, source.fps,
                                             _encoder_settings(config)))

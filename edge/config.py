@@ -38,6 +38,12 @@ def _section(cls: type, help: str) -> Any:
     return field(default_factory=cls, metadata={"help": help})
 
 
+DEFAULT_MAX_PIXELS = 50_000_000
+# The highest `source.max_pixels` accepted: below Pillow's own refusal (2 x 89.5 MP), which therefore always
+# means "over the limit" (see edge.camera.images).
+DECOMPRESSION_BOMB_PIXELS = 150_000_000
+
+
 @dataclass
 class SourceConfig:
     kind: str = _opt("sample", "where frames come from",
@@ -54,6 +60,10 @@ class SourceConfig:
     realtime: bool = _opt(True, "replay a video file at its own frame rate, as a camera would deliver it")
     max_frames: int = _opt(0, "stop after this many frames (0 = until the source ends)", min=0,
                           max=10**9)
+    max_pixels: int = _opt(DEFAULT_MAX_PIXELS, "refuse image and video inputs with more pixels a frame than this, "
+                                               "read from the file's header before decoding (a 400 MP PNG of 389 kB "
+                                               "needs 2.6 GB): 50 MP takes any 8K video or phone photo",
+                           min=1, max=DECOMPRESSION_BOMB_PIXELS)
 
 
 @dataclass

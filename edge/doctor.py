@@ -244,8 +244,10 @@ def write_speed_mb_s(folder: Path, size: int = WRITE_TEST_BYTES) -> float:
     path = folder / f".dashcam-doctor-{os.getpid()}.tmp"
     block = os.urandom(1 << 20)
     started = time.perf_counter()
+    # A new file of our own (O_EXCL): never a link or file someone left under that name.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     try:
-        with path.open("wb") as handle:
+        with os.fdopen(fd, "wb") as handle:
             for _ in range(max(1, size >> 20)):
                 handle.write(block)
             handle.flush()

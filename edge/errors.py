@@ -27,3 +27,18 @@ class SourceError(UserError):
 
 class StorageError(UserError):
     """The recordings or output location cannot be written."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM arrived before a command installed its own stop handling (exit status 130)."""
+
+    def __init__(self, signal_name: str) -> None:
+        super().__init__(signal_name)
+        self.signal_name = signal_name
+
+
+def raise_interrupted(signum: int, _frame: object) -> None:
+    """Signal handler for start-up: unwind (releasing locks, closing files) instead of dying silently."""
+    import signal
+
+    raise Interrupted(signal.Signals(signum).name)

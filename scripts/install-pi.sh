@@ -131,11 +131,13 @@ User=dashcam
 Group=dashcam
 SupplementaryGroups=dialout video
 ExecStart=/opt/dashcam/venv/bin/dashcam run --config /etc/dashcam/config.yaml
-# A crash or a wedged camera/encoder restarts it; exit 2 is a config or setup error that a
-# restart cannot fix (see \`dashcam doctor\`), so it stays stopped.
+# A crash or a wedged camera/encoder restarts it; exit 2 is a config, setup or storage error that a
+# restart cannot fix (see \`dashcam doctor\`; a disk full of locked footage), so it stays stopped.
 Restart=on-failure
 RestartSec=5
 RestartPreventExitStatus=2
+# A stop during start-up (models still loading) exits 130: a clean stop, not a failure.
+SuccessExitStatus=130
 WatchdogSec=30
 # Model loading (and a TensorRT engine build on a Jetson) happens before READY=1.
 TimeoutStartSec=300

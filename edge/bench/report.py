@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import io
 import json
 import os
 import platform
@@ -264,8 +265,9 @@ def _plot(report: BenchReport, figure_type: type, path: Path, draw: Draw) -> Pat
         axes.set(title=name, ylim=(0, 1.02))
         axes.legend(loc="best")
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    return path
+    image = io.BytesIO()
+    figure.savefig(image, dpi=120, format="png")
+    return write_atomic(Path(path), image.getvalue())
 
 
 def _values(values: Iterable[float | None]) -> list[float]:

@@ -31,11 +31,11 @@ class FrameSource(Protocol):
 
 def open_source(config: SourceConfig) -> FrameSource:
     if config.kind == "sample":
-        return VideoFileSource(SAMPLE_VIDEO, realtime=config.realtime)
+        return VideoFileSource(SAMPLE_VIDEO, realtime=config.realtime, max_pixels=config.max_pixels)
     if config.kind == "file":
-        return VideoFileSource(Path(config.path), realtime=config.realtime)
+        return VideoFileSource(Path(config.path), realtime=config.realtime, max_pixels=config.max_pixels)
     if config.kind == "images":
-        return ImageFolderSource(Path(config.path), fps=config.fps or 1.0)
+        return ImageFolderSource(Path(config.path), fps=config.fps or 1.0, max_pixels=config.max_pixels)
     if config.kind == "v4l2":
         return V4L2Source(config.device, config.width, config.height, config.fps)
     if config.kind == "picamera2":

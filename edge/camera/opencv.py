@@ -17,6 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edge.config import DEFAULT_MAX_PIXELS
 from edge.errors import SourceError
 from edge.types import Frame
 
@@ -29,6 +30,13 @@ def stamp(image_bgr: np.ndarray, index: int) -> Frame:
     """A frame stamped now: monotonic for ordering, UTC for names."""
     return Frame(image_bgr=image_bgr, index=index, t_mono_ns=time.monotonic_ns(),
                  t_utc=dt.datetime.now(dt.timezone.utc))
+
+
+def check_pixels(path: Path, width: int, height: int, max_pixels: int) -> None:
+    """Refuse a frame size from a header before anything is decoded (a decompression bomb)."""
+    if width * height > max_pixels:
+        raise SourceError(f"{path}: {width}x{height} is {width * height / 1e6:.0f} million pixels a frame, more than "
+                          f"source.max_pixels ({max_pixels / 1e6:g} million); refused before decoding")
 
 
 class _CaptureSource:
@@ -104,12 +112,19 @@ class _CaptureSource:
 class VideoFileSource(_CaptureSource):
     media_clock = True
 
-    def __init__(self, path: Path, realtime: bool) -> None:
+    def __init__(self, path: Path, realtime: bool, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
         if not path.is_file():
             raise SourceError(f"input not found: {path}")
         capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
         if not capture.isOpened():
             raise SourceError(f"cannot open {path}: not a video file OpenCV can decode")
+        # The stream's declared size, known once it is opened: refuse a huge frame before decoding one.
+        width, height = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        try:
+            check_pixels(path, width, height, max_pixels)
+        except SourceError:
+            capture.release()
+            raise
         super().__init__(capture, str(path))
         self.name = path.name
         self.path = path
@@ -138,11 +153,17 @@ class VideoFileSource(_CaptureSource):
             time.sleep((due - now) / 1e9)
 
     def _warn_if_truncated(self) -> None:
+        """Compare times, not counts: where a container stores no frame count (Matroska, MPEG-TS, WebM, AVI),
+        OpenCV estimates it as duration x nominal rate, which a variable-frame-rate file never reaches."""
         declared = self.declared_frame_count
-        # Containers often over- or under-state the count by a frame or two; only warn on a real gap.
-        if declared and self.frames_read < declared - 2:
-            log.warning("%s ended after %d of %d declared frames: the file may be truncated or corrupt",
-                        self.path, self.frames_read, declared)
+        if not declared:
+            return
+        declared_s = declared / self.fps
+        reached_s = self.media_time_s() + 1 / self.fps
+        # Containers often over- or under-state the length by a frame or two; only warn on a real gap.
+        if reached_s < declared_s - max(0.5, 2 / self.fps):
+            log.warning("%s ended at %.1f s of the %.1f s its header declares: the file may be truncated or corrupt",
+                        self.path, reached_s, declared_s)
 
 
 class V4L2Source(_CaptureSource):

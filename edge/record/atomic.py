@@ -102,6 +102,19 @@ class PartialFile:
             os.close(self._fd)
 
 
+def make_output_folder(folder: Path, what: str) -> Path:
+    """Create `folder` (mode 0700) for output, or one clear StorageError: a file in the way, read-only disk..."""
+    if folder.exists() and not folder.is_dir():
+        raise StorageError(f"the {what} {folder} is a file, not a folder")
+    try:
+        folder.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StorageError(f"cannot create the {what} {folder}: {exc.strerror or exc}") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise StorageError(f"the {what} {folder} is not writable (read-only disk or wrong owner?)")
+    return folder
+
+
 def partial_path(final_path: Path) -> Path:
     return final_path.with_name(final_path.name + PARTIAL_SUFFIX)
 

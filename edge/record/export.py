@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edge.errors import SourceError, StorageError
-from edge.record.atomic import FOLDER_MODE, copy_atomic, is_regular_file, write_atomic
+from edge.record.atomic import copy_atomic, is_regular_file, make_output_folder, write_atomic
 from edge.record.gpx import build_gpx
 from edge.record.index import TripsIndex
 from edge.record.store import RecordingsFolder, StoredSegment
@@ -60,10 +60,7 @@ def export(target: str, output: Path, folder: RecordingsFolder, index: TripsInde
 
 def _check_output(output: Path, folder: RecordingsFolder) -> None:
     """Copies inside the recordings folder would be taken for segments and looped away."""
-    try:
-        output.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
-    except OSError as exc:
-        raise StorageError(f"cannot create the export folder {output}: {exc.strerror or exc}") from None
+    make_output_folder(output, "export folder")
     resolved = output.resolve()
     if resolved in (folder.root.resolve(), folder.locked_dir.resolve()):
         raise StorageError(f"refusing to export into the recordings folder itself ({output}): choose another --output")
