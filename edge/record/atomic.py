@@ -34,6 +34,7 @@ READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 # Called when the disk is full; frees something and returns, or raises when nothing more may go.
 RoomMaker = Callable[[], None]
+MAX_ROOM_TRIES = 8
 _T = TypeVar("_T")
 
 log = logging.getLogger(__name__)
@@ -44,14 +45,26 @@ def is_out_of_space(exc: OSError) -> bool:
 
 
 def with_room(action: Callable[[], _T], make_room: RoomMaker | None) -> _T:
-    """Run `action`; while it fails for lack of space and `make_room` frees some, run it again."""
-    while True:
+    """Run `action`; while it fails for lack of space and `make_room` frees some, run it again.
+
+    One freed segment is far more than any single write needs, so a few tries are enough;
+    more means the space is not coming back (deleted files still held open by another program),
+    and deleting on would empty the loop for nothing.
+    """
+    for _ in range(MAX_ROOM_TRIES):
         try:
             return action()
         except OSError as exc:
             if make_room is None or not is_out_of_space(exc):
                 raise
             make_room()
+    try:
+        return action()
+    except OSError as exc:
+        if not is_out_of_space(exc):
+            raise
+        raise StorageError(f"the disk stays full after freeing space {MAX_ROOM_TRIES} times (are deleted "
+                           "recordings still open in another program?)") from None
 
 
 class PartialFile:

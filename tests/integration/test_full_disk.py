@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from conftest import fill_disk, free_bytes
+from edge.errors import StorageError
+from edge.record.atomic import write_atomic
 from edge.record.index import TripsIndex
 from edge.record.retention import RetentionPolicy, StorageFullError
 from edge.record.segments import LoopOptions
@@ -186,3 +188,14 @@ def test_a_disk_filled_during_a_real_run_keeps_recording_and_a_restart_after_a_p
     assert len(newest) == 3 and all(Path(line.strip()).exists() for line in newest)  # recording again
     assert all(decodable_frames(Path(line.strip())) == FPS for line in newest)
     assert not list(recordings.glob("*.partial"))
+
+
+def test_space_that_never_comes_back_ends_the_retries_instead_of_emptying_the_loop(small_disk):
+    """Deleted files another program still holds open keep their blocks: after a few tries, one clear error."""
+    disk = small_disk(1)
+    fill_disk(disk)
+    freed = []
+    with pytest.raises(StorageError, match="the disk stays full after freeing space 8 times"):
+        write_atomic(disk / "sidecar.json", b"x" * 10_000, make_room=lambda: freed.append(1))
+    assert len(freed) == 8
+    assert not list(disk.glob("*.partial"))

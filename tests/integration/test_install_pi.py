@@ -34,8 +34,8 @@ def test_install_writes_unit_udev_config_and_is_idempotent(tmp_path: Path):
     first = _run(INSTALL, tmp_path, "--no-pip", "--config", "pi4", "--uart", "ttyS0")
     assert first.returncode == 0, first.stderr
     unit = (tmp_path / UNIT).read_text(encoding="utf-8")
-    for line in ("Type=notify", "NotifyAccess=main", "Restart=on-failure", "RestartPreventExitStatus=2", "SuccessExitStatus=130",
-                 "WatchdogSec=30", "User=dashcam",
+    for line in ("Type=notify", "NotifyAccess=main", "Restart=on-failure", "RestartPreventExitStatus=2",
+                 "SuccessExitStatus=130", "WatchdogSec=30", "User=dashcam",
                  "ExecStart=/opt/dashcam/venv/bin/dashcam run --config /etc/dashcam/config.yaml"):
         assert line in unit.splitlines()
     rules = (tmp_path / UDEV).read_text(encoding="utf-8")
