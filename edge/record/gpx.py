@@ -27,9 +27,9 @@ def sidecars_for(target: Path) -> list[Path]:
 def _track_of(sidecar: Path) -> tuple[str, list[dict]]:
     data = read_sidecar(sidecar)  # regular files only, size-capped
     if data is None:
-        raise SourceError(f"cannot read sidecar {sidecar}: missing, not a regular file, or not JSON")
-    # "location" is null when recording ran without GPS: an empty track, not an error.
-    return data.get("video", sidecar.stem), (data.get("location") or {}).get("track") or []
+        raise SourceError(f"cannot read sidecar {sidecar}: missing, not a regular file, or not a sidecar")
+    # No location when recording ran without GPS: an empty track, not an error.
+    return data.video or sidecar.stem, [dict(p) for p in data.location.track] if data.location else []
 
 
 def build_gpx(sidecars: list[Path]) -> tuple[bytes, int]:

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from edge.errors import StorageError
 from edge.gps.privacy import distance_m
+from edge.record.sidecar import Sidecar
 from edge.record.store import RecordingsFolder, StoredSegment, format_utc, parse_utc, read_sidecar
 
 log = logging.getLogger(__name__)
@@ -93,29 +94,15 @@ class TripRow:
     locked_count: int
 
 
-def sidecar_duration_s(sidecar: dict) -> float:
-    """The time a segment spans: its sidecar's `duration_s`; sidecars from before it had one, frames / fps
-    (too short where frames were dropped)."""
-    duration = sidecar.get("duration_s")
-    if isinstance(duration, (int, float)) and duration >= 0:
-        return float(duration)
-    frames = int(sidecar.get("frame_count") or 0)
-    fps = float(sidecar.get("fps") or 0) or None
-    return frames / fps if fps else 0.0
-
-
-def segment_row_values(segment: StoredSegment, sidecar: dict | None) -> dict:
+def segment_row_values(segment: StoredSegment, sidecar: Sidecar | None) -> dict:
     """Index columns for one segment, from its sidecar (or its name alone when the sidecar is lost)."""
-    sidecar = sidecar or {}
-    start = sidecar.get("start_utc") or format_utc(segment.start_utc)
-    frames = int(sidecar.get("frame_count") or 0)
-    duration = sidecar_duration_s(sidecar)
-    end = sidecar.get("end_utc") or start
-    track = ((sidecar.get("location") or {}).get("track")) or []
-    points = [(p["lat"], p["lon"]) for p in track if p.get("lat") is not None and p.get("lon") is not None]
-    values = {"name": segment.name, "start_utc": start, "end_utc": end, "duration_s": duration,
-              "frame_count": frames, "size_bytes": segment.size_bytes, "locked": int(segment.locked),
-              "recovered": int(bool(sidecar.get("recovered"))), "distance_m": None,
+    sidecar = sidecar or Sidecar(video=segment.name)
+    start = sidecar.start_utc or format_utc(segment.start_utc)
+    points = sidecar.location.points() if sidecar.location else []
+    values = {"name": segment.name, "start_utc": start, "end_utc": sidecar.end_utc or start,
+              "duration_s": sidecar.duration_s, "frame_count": sidecar.frame_count,
+              "size_bytes": segment.size_bytes, "locked": int(segment.locked),
+              "recovered": int(sidecar.recovered), "distance_m": None,
               "min_lat": None, "min_lon": None, "max_lat": None, "max_lon": None}
     if points:
         lats, lons = [p[0] for p in points], [p[1] for p in points]
@@ -191,7 +178,7 @@ class TripsIndex:
 
     # ---- writing --------------------------------------------------------------------------------------------
 
-    def add(self, segment: StoredSegment, sidecar: dict | None = None) -> None:
+    def add(self, segment: StoredSegment, sidecar: Sidecar | None = None) -> None:
         """Insert or refresh one segment, joining the trip of the segment just before it if the gap is short."""
         values = segment_row_values(segment, sidecar if sidecar is not None else read_sidecar(segment.sidecar_path))
 

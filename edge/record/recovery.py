@@ -27,6 +27,7 @@ import av
 
 from edge.errors import StorageError
 from edge.record.atomic import PARTIAL_SUFFIX, RoomMaker, fsync_dir, unique_path
+from edge.record.sidecar import Sidecar
 from edge.record.store import (SEGMENT_PREFIX, SIDECAR_SUFFIX, VIDEO_SUFFIX, RecordingsFolder, StoredSegment,
                                format_utc, parse_utc, read_sidecar, start_from_name, write_sidecar)
 
@@ -184,39 +185,37 @@ def _recover_partial_videos(directory: Path, folder: RecordingsFolder, report: R
             _lock_if_flagged(final, sidecar, folder, make_room)
 
 
-def _lock_if_flagged(video: Path, sidecar: dict, folder: RecordingsFolder, make_room: RoomMaker | None) -> None:
+def _lock_if_flagged(video: Path, sidecar: Sidecar, folder: RecordingsFolder, make_room: RoomMaker | None) -> None:
     """The snapshot says an incident lock covered this segment: finish the move the crash interrupted."""
-    if not sidecar.get("locked"):
+    if not sidecar.locked:
         return
     now = dt.datetime.now(dt.timezone.utc)
-    locked_at = sidecar.get("locked_at_utc")
+    locked_at = sidecar.locked_at_utc
     folder.lock(StoredSegment(video, start_from_name(video.name) or now, video.stat().st_size, locked=False),
                 parse_utc(locked_at) if locked_at else now, make_room)
 
 
-def recovered_sidecar(video: Path, probe: VideoProbe, snapshot: dict | None) -> dict:
+def recovered_sidecar(video: Path, probe: VideoProbe, snapshot: Sidecar | None) -> Sidecar:
     """The snapshot's content (or what the name and the file say), with the frames that really decode."""
-    data = dict(snapshot or {})
+    base = snapshot or Sidecar(video=video.name, fps=None, codec=probe.codec)
     # The recorder's nominal rate first: a file stored at variable rate averages less.
-    fps = float(data.get("fps") or 0) or probe.fps or _FALLBACK_FPS
+    fps = base.fps or probe.fps or _FALLBACK_FPS
     span_s = probe.span_s if probe.span_s is not None else max(0, probe.frames - 1) / fps
-    start_text = data.get("start_utc")
-    start = parse_utc(start_text) if start_text else start_from_name(video.name)
-    data.update(
+    start = parse_utc(base.start_utc) if base.start_utc else start_from_name(video.name)
+    note = "redaction counts and track cover the frames up to the last snapshot" if snapshot is not None else None
+    return base.replace(
         video=video.name,
         start_utc=format_utc(start) if start else None,
         end_utc=format_utc(start + dt.timedelta(seconds=span_s)) if start else None,
         frame_count=probe.frames,
         duration_s=round(span_s + 1 / fps, 3) if probe.frames else 0.0,
-        fps=data.get("fps", fps),
-        width=probe.width, height=probe.height, codec=data.get("codec", probe.codec),
+        fps=fps,
+        width=probe.width, height=probe.height,
+        codec=base.codec if snapshot is not None else probe.codec,
         recovered=True,
-        locked=bool(data.get("locked", False)),
+        in_progress=False,
+        recovered_note=note,
     )
-    data.pop("in_progress", None)
-    if snapshot is not None:
-        data["recovered_note"] = "redaction counts and track cover the frames up to the last snapshot"
-    return data
 
 
 def _restore_sidecars(directory: Path, folder: RecordingsFolder, report: RecoveryReport,
@@ -237,8 +236,8 @@ def _restore_sidecars(directory: Path, folder: RecordingsFolder, report: Recover
             # Locked evidence is never deleted, even when it no longer decodes.
             data = recovered_sidecar(video, probe or VideoProbe(0, None, 0, 0, "unknown"), snapshot)
         if directory == folder.locked_dir:
-            data.setdefault("locked_at_utc", format_utc(dt.datetime.now(dt.timezone.utc)))
-            data["locked"] = True
+            data = data.replace(locked=True, locked_at_utc=data.locked_at_utc
+                                or format_utc(dt.datetime.now(dt.timezone.utc)))
         write_sidecar(sidecar_path, data, make_room)
         report.sidecars_restored.append(sidecar_path.name)
         if directory == folder.locked_dir:

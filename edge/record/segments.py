@@ -33,6 +33,7 @@ from edge.record.lease import RecorderLease
 from edge.record.recovery import recover
 from edge.record.retention import (RetentionPolicy, StorageFullError, describe_disk_full, describe_full,
                                   oldest_deletable, plan_retention)
+from edge.record.sidecar import LocationSummary, RedactionCounts, Sidecar
 from edge.record.store import (SIDECAR_SUFFIX, RecordingsFolder, StoredSegment, format_utc, parse_utc,
                                write_sidecar)
 from edge.redact import RedactedFrame, require_redacted
@@ -292,8 +293,8 @@ class SegmentRecorder:
     def _write_snapshot(self, segment: _OpenSegment) -> None:
         """The sidecar so far, as `X.json.partial`: what recovery needs after a power cut."""
         video_path = segment.encoder.final_path
-        data = {**self._sidecar(segment, video_path), "in_progress": True}
-        write_sidecar(partial_path(video_path.with_suffix(SIDECAR_SUFFIX)), data, self._make_room)
+        snapshot = self._sidecar(segment, video_path).replace(in_progress=True)
+        write_sidecar(partial_path(video_path.with_suffix(SIDECAR_SUFFIX)), snapshot, self._make_room)
         segment.snapshot_mono_ns = segment.end_mono_ns
 
     def _finish(self, at_close: bool = False) -> None:
@@ -365,47 +366,37 @@ class SegmentRecorder:
 
     # ---- sidecars -------------------------------------------------------------------------------------------
 
-    def _sidecar(self, segment: _OpenSegment, video_path: Path) -> dict:
+    def _sidecar(self, segment: _OpenSegment, video_path: Path) -> Sidecar:
         rate = fps_fraction(self._fps)
         counts = segment.counts
-        data = {
-            "video": video_path.name,
-            "start_utc": segment.start_utc,
-            "end_utc": segment.end_utc,
-            "frame_count": counts.frames,
-            "duration_s": round(segment.encoder.duration_s, 3),  # the time the frames span, drops included
-            "fps": float(rate),
-            "fps_fraction": f"{rate.numerator}/{rate.denominator}",
-            "width": self._size[0],
-            "height": self._size[1],
-            "codec": segment.encoder.codec,
-            "source": self._source_name,
-            "models": self._model_ids,
-            "redaction": {
-                "faces": counts.faces,
-                "plates": counts.plates,
-                "whole_frame_redacted_frames": counts.whole_frame_redacted,
-                "dropped_frames": counts.dropped,
-            },
-            "software": f"privacy-dashcam {__version__}",
-            "location": self._location_summary(segment),
-            "locked": segment.locked_utc is not None,
-            "recovered": False,
-        }
-        if segment.locked_utc is not None:
-            data["locked_at_utc"] = format_utc(segment.locked_utc)
-        if segment.gap_before_s is not None:
-            data["gap_before_s"] = round(segment.gap_before_s, 2)
-        return data
+        return Sidecar(
+            video=video_path.name,
+            start_utc=segment.start_utc,
+            end_utc=segment.end_utc,
+            frame_count=counts.frames,
+            duration_s=round(segment.encoder.duration_s, 3),  # the time the frames span, drops included
+            fps=float(rate),
+            fps_fraction=f"{rate.numerator}/{rate.denominator}",
+            width=self._size[0],
+            height=self._size[1],
+            codec=segment.encoder.codec,
+            source=self._source_name,
+            models=self._model_ids,
+            redaction=RedactionCounts(faces=counts.faces, plates=counts.plates,
+                                      whole_frame_redacted_frames=counts.whole_frame_redacted,
+                                      dropped_frames=counts.dropped),
+            software=f"privacy-dashcam {__version__}",
+            location=self._location_summary(segment),
+            locked=segment.locked_utc is not None,
+            locked_at_utc=format_utc(segment.locked_utc) if segment.locked_utc is not None else None,
+            gap_before_s=round(segment.gap_before_s, 2) if segment.gap_before_s is not None else None,
+        )
 
-    def _location_summary(self, segment: _OpenSegment) -> dict | None:
+    def _location_summary(self, segment: _OpenSegment) -> LocationSummary | None:
         if self._location_policy is None:
             return None
-        return {
-            "precision_decimals": self._location_policy.precision_decimals,
-            "frames_with_location": segment.frames_with_location,
-            "track": segment.track,
-        }
+        return LocationSummary(self._location_policy.precision_decimals, segment.frames_with_location,
+                               tuple(segment.track))
 
 
 def _iso(frame: RedactedFrame) -> str:

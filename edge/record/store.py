@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge.errors import StorageError
+from edge.record.sidecar import Sidecar
 from edge.record.atomic import (FOLDER_MODE, RoomMaker, fsync_dir, open_regular, partial_path, unique_path,
                                write_atomic)
 
@@ -77,8 +78,8 @@ class StoredSegment:
         return self.video_path.with_suffix(SIDECAR_SUFFIX)
 
 
-def read_sidecar(path: Path) -> dict | None:
-    """A sidecar's content, or None when it is missing, not a regular file, or not valid JSON (a crash leftover)."""
+def read_sidecar(path: Path) -> Sidecar | None:
+    """A sidecar, or None when it is missing, not a regular file, or not a valid sidecar (a crash leftover)."""
     try:
         fd = open_regular(path)
     except FileNotFoundError:
@@ -91,16 +92,16 @@ def read_sidecar(path: Path) -> dict | None:
             text = reader.read(SIDECAR_MAX_BYTES + 1)
         if len(text) > SIDECAR_MAX_BYTES:
             raise ValueError(f"larger than {SIDECAR_MAX_BYTES} bytes")
-        data = json.loads(text.decode("utf-8"))
-    except (OSError, ValueError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        return Sidecar.from_json(json.loads(text.decode("utf-8")))
+    except (OSError, ValueError) as exc:  # UnicodeDecodeError, JSONDecodeError and SidecarError are ValueErrors
         log.warning("unreadable sidecar %s: %s", path, exc)
         return None
-    return data if isinstance(data, dict) else None
 
 
-def write_sidecar(path: Path, data: dict, make_room: RoomMaker | None = None) -> Path:
+def write_sidecar(path: Path, sidecar: Sidecar, make_room: RoomMaker | None = None) -> Path:
     """Sidecars live in folders that must already exist (see `atomic.open_partial`)."""
-    return write_atomic(path, json.dumps(data, indent=2).encode(), make_parents=False, make_room=make_room)
+    return write_atomic(path, json.dumps(sidecar.to_json(), indent=2).encode(), make_parents=False,
+                        make_room=make_room)
 
 
 class RecordingsFolder:
@@ -187,8 +188,8 @@ class RecordingsFolder:
         target = self.locked_dir / segment.name
         if os.path.lexists(target):  # never replace locked evidence; keep both under distinct names
             target = unique_path(self.locked_dir, segment.video_path.stem, VIDEO_SUFFIX)
-        sidecar = read_sidecar(segment.sidecar_path) or {"video": segment.name}
-        sidecar.update(locked=True, locked_at_utc=format_utc(t_utc))
+        sidecar = (read_sidecar(segment.sidecar_path) or Sidecar(video=segment.name)).replace(
+            video=target.name, locked=True, locked_at_utc=format_utc(t_utc))
         try:
             self.locked_dir.mkdir(mode=FOLDER_MODE, exist_ok=True)
             # Video first: a crash after this leaves locked/X.mp4 with its sidecar in the root,

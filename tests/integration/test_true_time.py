@@ -27,7 +27,8 @@ from edge.detect.factory import guarded
 from edge.errors import ConfigError
 from edge.pipeline import Pipeline
 from edge.record.encoder import EncoderSettings
-from edge.record.index import TripsIndex, sidecar_duration_s
+from edge.record.index import TripsIndex
+from edge.record.sidecar import Sidecar
 from edge.record.segments import SegmentRecorder
 from edge.record.store import RecordingsFolder, parse_utc
 from edge.redact import Redactor
@@ -188,9 +189,9 @@ def test_segments_are_cut_by_time_when_frames_are_dropped(tmp_path):
 
 
 def test_the_trips_index_takes_the_sidecar_duration_and_falls_back_for_older_sidecars():
-    assert sidecar_duration_s({"duration_s": 12.0, "frame_count": 292, "fps": 30.0}) == 12.0
-    assert sidecar_duration_s({"frame_count": 300, "fps": 30.0}) == 10.0  # written before duration_s existed
-    assert sidecar_duration_s({}) == 0.0
+    assert Sidecar.from_json({"duration_s": 12.0, "frame_count": 292, "fps": 30.0}).duration_s == 12.0
+    assert Sidecar.from_json({"frame_count": 300, "fps": 30.0}).duration_s == 10.0  # written before duration_s
+    assert Sidecar.from_json({}).duration_s == 0.0
 
 
 def test_segments_without_drops_still_hold_segment_seconds_of_frames(tmp_path):
