@@ -7,7 +7,7 @@ instead of a silent death.
 import signal
 import sys
 
-from edge.errors import Interrupted, raise_interrupted
+from edge.errors import Interrupted, interrupted_by, raise_interrupted
 
 
 def run() -> int:
@@ -15,10 +15,14 @@ def run() -> int:
     signal.signal(signal.SIGINT, raise_interrupted)
     try:
         from edge.cli import main
-    except Interrupted as exc:
-        print(f"dashcam: interrupted by {exc.signal_name} before anything started", file=sys.stderr)
+
+        return main()  # which answers signals itself once a command runs
+    except (Interrupted, ImportError) as exc:  # while importing, or before main's own handling began
+        signal_name = interrupted_by(exc)
+        if signal_name is None:
+            raise
+        print(f"dashcam: interrupted by {signal_name}", file=sys.stderr)
         return 130
-    return main()
 
 
 if __name__ == "__main__":

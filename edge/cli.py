@@ -16,10 +16,10 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 from edge import __version__
+from edge.anonymize import JobResult, anonymize_all, collect_jobs
 from edge.bench.annotations import FORMATS
 from edge.bench.metrics import DEFAULT_TAU
 from edge.bench.progress import Progress
@@ -28,15 +28,13 @@ from edge.bench.runner import (BenchInput, bench_report, check_tau, load_truth, 
                                planned_count, require_plots, run_bench, write_outputs)
 from edge.board import read_sensors
 from edge.camera import SAMPLE_VIDEO, FrameSource, open_source
-from edge.camera.images import is_image, read_image
-from edge.camera.opencv import VideoFileSource, stamp
 from edge.camera.reconnect import ReconnectingSource
 from edge.config import Config, GpsConfig, describe_defaults, load_config
 from edge.detect.union import FaceUnion
 from edge.detect.factory import build_detectors, guarded, model_ids
-from edge.detect.guard import DetectionFailure, GuardedDetector
+from edge.detect.guard import GuardedDetector
 from edge.doctor import FAIL, DoctorOptions, run_doctor
-from edge.errors import Interrupted, SourceError, StorageError, UserError, raise_interrupted
+from edge.errors import SourceError, UserError, interrupted_by, raise_interrupted
 from edge.gps import FixProvider
 from edge.gps.privacy import LocationPolicy
 from edge.gps.reader import SerialGpsReader, describe_fix
@@ -46,22 +44,20 @@ from edge.gps.synced import MediaSyncedReplay
 from edge.pipeline import Pipeline, RunStats
 from edge.record.atomic import make_output_folder, write_atomic
 from edge.record.button import GpioLockButton
-from edge.record.encoder import CONTAINERS, EncoderSettings, VideoEncoder
+from edge.record.encoder import EncoderSettings
 from edge.record.export import export as export_segments
 from edge.record.gpx import export_gpx
-from edge.record.images import write_image
 from edge.record.index import TripsIndex
 from edge.record.lease import LOCK_SIGNAL, running_recorder, signal_lock
 from edge.record.segments import LoopOptions, SegmentRecorder
 from edge.record.store import RecordingsFolder
-from edge.redact import RedactedFrame, Redactor
+from edge.redact import Redactor
 from edge.service import Watchdog, notify
 from edge.thermal import HeatGovernor, ThermalPolicy
 from edge.wipe import plan_wipe, wipe
 
 log = logging.getLogger("edge.cli")
 
-VIDEO_SUFFIXES = frozenset(CONTAINERS)
 SAMPLE_NMEA = SAMPLE_VIDEO.with_name("drive.nmea")
 # Disk full, quota, read-only remount, card I/O error: the environment, not a bug.
 STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO})
@@ -81,9 +77,11 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"dashcam: error: {exc}", file=sys.stderr)
         return exc.exit_status
-    except KeyboardInterrupt as exc:
-        by = f" by {exc.signal_name}" if isinstance(exc, Interrupted) else ""
-        print(f"dashcam: interrupted{by}", file=sys.stderr)
+    except (KeyboardInterrupt, ImportError) as exc:  # ImportError: a signal during a lazy extension import
+        signal_name = interrupted_by(exc)
+        if signal_name is None and isinstance(exc, ImportError):
+            raise
+        print(f"dashcam: interrupted{f' by {signal_name}' if signal_name else ''}", file=sys.stderr)
         return 130
     except OSError as exc:
         if exc.errno not in STORAGE_ERRNOS:
@@ -509,88 +507,28 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-# ---- dashcam anonymize ----------------------------------------------------------------------------------------
-
-@dataclass
-class _Job:
-    source: Path
-    output: Path
-
-
-def _collect_jobs(inputs: list[Path], output_dir: Path) -> list[_Job]:
-    files: list[Path] = []
-    for item in inputs:
-        if item.is_dir():
-            found = sorted(p for p in item.iterdir() if p.is_file() and _is_media(p))
-            if not found:
-                raise SourceError(f"no videos or images in folder {item}")
-            files.extend(found)
-        elif item.is_file():
-            if not _is_media(item):
-                raise SourceError(f"{item}: not a supported video ({', '.join(sorted(VIDEO_SUFFIXES))}) or image")
-            files.append(item)
-        else:
-            raise SourceError(f"input not found: {item}")
-    jobs, seen = [], {}
-    for path in files:
-        target = output_dir / path.name
-        if target.resolve() == path.resolve():
-            raise StorageError(f"refusing to overwrite the input {path}: choose another --output folder")
-        if path.name in seen:
-            raise SourceError(f"two inputs share the name {path.name} ({seen[path.name]} and {path}); "
-                              "anonymize them into separate folders")
-        seen[path.name] = path
-        jobs.append(_Job(path, target))
-    return jobs
-
-
-def _is_media(path: Path) -> bool:
-    return is_image(path) or path.suffix.lower() in VIDEO_SUFFIXES
-
-
-class _SingleFileSink:
-    """Adapts one VideoEncoder to the pipeline's sink; a run that stored nothing leaves no file."""
-
-    def __init__(self, encoder: VideoEncoder) -> None:
-        self.encoder = encoder
-        self.dropped = 0
-
-    def write(self, frame: RedactedFrame) -> None:
-        self.encoder.write(frame)
-
-    def note_dropped(self) -> None:
-        self.dropped += 1
-
-    def close(self) -> None:
-        if self.encoder.frame_count:
-            self.encoder.close()
-        else:
-            self.encoder.abort()
-
+# ---- dashcam anonymize (the engine is edge/anonymize.py) ---------------------------------------------------
 
 def cmd_anonymize(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    jobs = _collect_jobs(args.inputs, args.output)
+    jobs = collect_jobs(args.inputs, args.output)
     make_output_folder(args.output, "output folder")  # before loading models: a bad --output fails at once
     detector, redactor = _detector_and_redactor(config, live=False)
     stop = _install_stop_handlers()
-    total = RunStats()
     failures = 0
+
+    def report(result: JobResult) -> None:
+        nonlocal failures
+        if result.error is not None:
+            failures += 1
+            print(f"dashcam: error: {result.error}", file=sys.stderr)
+            return
+        stats = result.stats
+        print(f"{result.job.source} -> {result.job.output}: {stats.frames_stored} frames, {stats.faces} faces, "
+              f"{stats.plates} plates, {stats.whole_frame_redacted + stats.dropped} fail-closed, {stats.fps:.1f} fps")
+
     try:
-        for job in jobs:
-            if stop.is_set():
-                break
-            try:
-                stats = (_anonymize_image(job, detector, redactor, config.source.max_pixels) if is_image(job.source)
-                         else _anonymize_video(job, config, detector, redactor, stop))
-            except UserError as exc:
-                failures += 1
-                print(f"dashcam: error: {exc}", file=sys.stderr)
-                continue
-            total.add(stats)
-            print(f"{job.source} -> {job.output}: {stats.frames_stored} frames, {stats.faces} faces, "
-                  f"{stats.plates} plates, {stats.whole_frame_redacted + stats.dropped} fail-closed, "
-                  f"{stats.fps:.1f} fps")
+        total = anonymize_all(jobs, config, detector, redactor, stop, report)
     finally:
         detector.close()
     timeouts = f" ({total.detector_timeouts} detections timed out)" if total.detector_timeouts else ""
@@ -599,30 +537,3 @@ def cmd_anonymize(args: argparse.Namespace) -> int:
           f"{total.whole_frame_redacted} frames blurred whole, {total.dropped} dropped{timeouts}")
     _write_stats(args.stats_json, total)
     return 2 if failures else 0
-
-
-def _anonymize_image(job: _Job, detector: GuardedDetector, redactor: Redactor, max_pixels: int) -> RunStats:
-    frame = stamp(read_image(job.source, max_pixels), 0)
-    stats = RunStats(frames_captured=1)
-    verdict = detector.detect(frame.image_bgr)
-    stats.detector_failures = int(isinstance(verdict, DetectionFailure))
-    stats.detector_timeouts = int(isinstance(verdict, DetectionFailure) and verdict.timed_out)
-    redacted = redactor.redact(frame, verdict)
-    if redacted is None:
-        stats.dropped = 1
-        return stats
-    write_image(job.output, redacted)
-    stats.count_stored(redacted)
-    return stats
-
-
-def _anonymize_video(job: _Job, config: Config, detector: GuardedDetector, redactor: Redactor,
-                     stop: threading.Event) -> RunStats:
-    source = VideoFileSource(job.source, realtime=False, max_pixels=config.source.max_pixels)
-    try:
-        sink = _SingleFileSink(VideoEncoder(job.output, source.width, source.height, source.fps,
-                                            _encoder_settings(config)))
-        return Pipeline(source, detector, redactor, sink, stop=stop, tracking=config.track).run()
-    finally:
-        source.close()
-

@@ -37,8 +37,22 @@ class Interrupted(KeyboardInterrupt):
         self.signal_name = signal_name
 
 
+_received: list[str] = []  # the stop signals raise_interrupted has seen in this process
+
+
 def raise_interrupted(signum: int, _frame: object) -> None:
     """Signal handler for start-up: unwind (releasing locks, closing files) instead of dying silently."""
     import signal
 
-    raise Interrupted(signal.Signals(signum).name)
+    _received.append(signal.Signals(signum).name)
+    raise Interrupted(_received[-1])
+
+
+def interrupted_by(exc: BaseException) -> str | None:
+    """The stop signal behind `exc`: an `Interrupted`, or the ImportError a C extension makes of one raised
+    while it was initializing; None for anything else."""
+    if isinstance(exc, Interrupted):
+        return exc.signal_name
+    if isinstance(exc, ImportError) and _received:
+        return _received[-1]
+    return None

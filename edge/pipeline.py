@@ -7,7 +7,8 @@ feeds a `BoxTracker`: the first frame, both sides of every scene cut, then every
 often). The redact thread (the caller's) takes the head of the line only once a keyframe
 at or after it is done, so every frame is covered from both of its bracketing keyframes
 (see edge.detect.tracking for the cover and the gap bound); the redactor hides the boxes
-and a store thread encodes. Only redacted frames reach the store queue.
+and each sink (edge.sinks: the recorder, a preview...) takes them in a thread of its own
+behind its own bounded queue. Only redacted frames reach any sink.
 
 Drop policies, each counted:
 - file source: nothing is dropped; capture waits for room (offline work, exact cadence);
@@ -18,17 +19,16 @@ Drop policies, each counted:
 A stop finishes with one last detection of the newest frame, so the frames already
 captured are bracketed too. A failed keyframe fails the frames it brackets closed. An optional governor (edge.thermal)
 lowers the cadence, or has every frame blurred whole, when the board runs hot. Whatever
-ends the loop (source end, stop request, an error in any stage), the sink is closed so
+ends the loop (source end, stop request, an error in any stage), every sink is closed so
 the segment being written is finished, not lost, and the first error is raised again.
 """
 from __future__ import annotations
 
 import collections
 import logging
-import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Protocol
 
@@ -37,12 +37,13 @@ import numpy as np
 
 from edge.camera import FrameSource
 from edge.config import TrackConfig
-from edge.detect.guard import DetectionFailure, GuardedDetector
+from edge.detect.guard import GuardedDetector
 from edge.detect.motion import MotionEstimator, small_grey
 from edge.detect.scenecut import SceneCutDetector, thumbnail
 from edge.detect.tracking import BoxTracker
 from edge.redact import RedactedFrame, Redactor
-from edge.types import Detections, Frame
+from edge.sinks import FanOut, FrameSink, Outlet
+from edge.types import DetectionFailure, Detections, Frame
 
 log = logging.getLogger(__name__)
 
@@ -68,73 +69,6 @@ class Governor(Protocol):
     def note_detection(self, seconds: float) -> None: ...
 
 
-class FrameSink(Protocol):
-    def write(self, frame: RedactedFrame) -> None: ...
-
-    def note_dropped(self) -> None: ...
-
-    def close(self) -> None: ...
-
-
-class BackgroundSink:
-    """Runs a sink's encoding in its own thread so it overlaps detection of the next frame.
-
-    Only `RedactedFrame`s cross the queue. The queue is bounded (`depth` frames): when the
-    encoder falls behind, `write` blocks the redact thread (never capture; a live line then
-    fills and drops, see the module docstring). An error in the writer thread is raised
-    again from the next `write` or from `close`. `busy_seconds` is the writer's own time.
-    """
-
-    _CLOSE = object()
-
-    def __init__(self, sink: FrameSink, depth: int = 4) -> None:
-        self._sink = sink
-        self._queue: queue.Queue = queue.Queue(maxsize=depth)
-        self._error: BaseException | None = None
-        self._failed = False  # stays set: after one failure nothing more is written
-        self.busy_seconds = 0.0
-        self._thread = threading.Thread(target=self._drain, name="store", daemon=True)
-        self._thread.start()
-
-    def _drain(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is self._CLOSE:
-                return
-            if self._failed:
-                continue  # keep draining so the producer never blocks on a dead writer
-            started = time.perf_counter()
-            try:
-                if item is None:
-                    self._sink.note_dropped()
-                else:
-                    self._sink.write(item)
-            except BaseException as exc:  # noqa: BLE001 - handed to the producer thread, not swallowed
-                self._error, self._failed = exc, True
-            self.busy_seconds += time.perf_counter() - started
-
-    def _raise_pending(self) -> None:
-        if self._error is not None:
-            error, self._error = self._error, None
-            raise error
-
-    def write(self, frame: RedactedFrame) -> None:
-        self._raise_pending()
-        self._queue.put(frame)
-
-    def note_dropped(self) -> None:
-        self._raise_pending()
-        self._queue.put(None)
-
-    def close(self) -> None:
-        self._queue.put(self._CLOSE)
-        self._thread.join()
-        try:
-            self._raise_pending()
-        finally:
-            self._sink.close()
-
-
 @dataclass
 class RunStats:
     frames_captured: int = 0
@@ -153,6 +87,7 @@ class RunStats:
     heat_blurred: int = 0
     seconds: float = 0.0
     stage_seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
+    sink_skipped: dict[str, int] = field(default_factory=dict)  # frames a drop-oldest sink (a preview) lost
 
     @property
     def fps(self) -> float:
@@ -167,9 +102,10 @@ class RunStats:
     def add(self, other: RunStats) -> None:
         """Sum another run's counters and times into this one (several inputs, one report)."""
         for item in fields(self):
-            if item.name == "stage_seconds":
-                for stage, seconds in other.stage_seconds.items():
-                    self.stage_seconds[stage] += seconds
+            mine = getattr(self, item.name)
+            if isinstance(mine, dict):
+                for key, value in getattr(other, item.name).items():
+                    mine[key] = mine.get(key, 0) + value
             else:
                 setattr(self, item.name, getattr(self, item.name) + getattr(other, item.name))
 
@@ -207,7 +143,8 @@ class _DelayLine:
 
 
 class Pipeline:
-    def __init__(self, source: FrameSource, detector: GuardedDetector, redactor: Redactor, sink: FrameSink,
+    def __init__(self, source: FrameSource, detector: GuardedDetector, redactor: Redactor,
+                 sinks: FrameSink | Outlet | Sequence[FrameSink | Outlet],
                  stop: threading.Event | None = None, max_frames: int = 0, stamper: FrameStamper | None = None,
                  tracking: TrackConfig | None = None, live: bool = False,
                  on_detections: DetectionObserver | None = None,
@@ -215,7 +152,7 @@ class Pipeline:
         self._source = source
         self._detector = detector
         self._redactor = redactor
-        self._sink = sink
+        self._outlets = list(sinks) if isinstance(sinks, (list, tuple)) else [sinks]
         self._stop = stop or threading.Event()
         self._max_frames = max_frames
         self._stamper = stamper
@@ -235,7 +172,7 @@ class Pipeline:
     def run(self) -> RunStats:
         stats = RunStats()
         started = time.perf_counter()
-        sink = BackgroundSink(self._sink)
+        sink = FanOut(self._outlets)
         workers = [threading.Thread(target=self._guarded, args=(stage, stats), name=stage.__name__[1:], daemon=True)
                    for stage in (self._capture, self._detect)]
         for worker in workers:
@@ -252,6 +189,7 @@ class Pipeline:
                 sink.close()
             finally:
                 stats.stage_seconds["store"] = sink.busy_seconds + time.perf_counter() - closing
+                stats.sink_skipped = sink.skipped()
                 stats.seconds = time.perf_counter() - started
         if self._errors:
             raise self._errors[0]
@@ -417,7 +355,7 @@ class Pipeline:
 
     # ---- redact and store ---------------------------------------------------------------------------------
 
-    def _release(self, stats: RunStats, sink: BackgroundSink) -> None:
+    def _release(self, stats: RunStats, sink: FanOut) -> None:
         line = self._line
         while True:
             with line.cond:
@@ -459,7 +397,7 @@ class Pipeline:
         return line.frames[0].index <= line.detected_upto or line.detect_done
 
     def _store(self, frame: Frame, plan: Detections | DetectionFailure, stats: RunStats,
-               sink: BackgroundSink) -> None:
+               sink: FanOut) -> None:
         started = time.perf_counter()
         if self._governor is not None and self._governor.blur_whole():
             plan = DetectionFailure("board too hot: every frame is blurred whole")

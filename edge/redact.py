@@ -22,8 +22,7 @@ import cv2
 import numpy as np
 
 from edge.config import RedactConfig
-from edge.detect.guard import DetectionFailure
-from edge.types import Detections, Frame, GpsFix, Label, RedactionCounts
+from edge.types import DetectionFailure, Detections, Frame, GpsFix, Label, RedactionCounts
 
 log = logging.getLogger(__name__)
 

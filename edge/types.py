@@ -90,6 +90,19 @@ class Detections:
 
 
 @dataclass(frozen=True)
+class DetectionFailure:
+    """A keyframe's verdict when its detection cannot be trusted: the frames it brackets are blurred whole or
+    dropped (fail closed), and counted."""
+
+    reason: str
+    stale: bool = False  # no detector error: the newest detection is too old to trust (live overload)
+    timed_out: bool = False  # the deadline passed, or an earlier overrun still holds the detector
+
+
+Verdict = Detections | DetectionFailure  # what a keyframe's detection says
+
+
+@dataclass(frozen=True)
 class GpsFix:
     """The receiver's latest position, assembled by edge.gps from NMEA (or gpsd) reports.
 

@@ -20,9 +20,8 @@ from edge.bench.coverage import CoverageTally
 from edge.camera.images import list_images, read_image
 from edge.config import Config, load_config
 from edge.detect.factory import build_detectors, guarded
-from edge.detect.guard import DetectionFailure
 from edge.redact import redaction_mask
-from edge.types import Label
+from edge.types import DetectionFailure, Label
 
 
 def plate_set(root: Path) -> tuple[Path, list[GroundTruth]]:

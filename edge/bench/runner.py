@@ -38,15 +38,16 @@ from edge.bench.report import (BenchReport, PlotsUnavailable, RunReport, render_
 from edge.bench.stored import boxes_hidden
 from edge.bench.truth import GroundTruth
 from edge.camera import FrameSource
+from edge.anonymize import redact_still
 from edge.camera.images import read_image
 from edge.camera.opencv import VideoFileSource, stamp
 from edge.config import Config, RedactConfig, TrackConfig, load_config
 from edge.detect.factory import build_detectors, guarded, model_ids
-from edge.detect.guard import DetectionFailure, GuardedDetector
+from edge.detect.guard import GuardedDetector
 from edge.errors import ConfigError, SourceError, StorageError
 from edge.pipeline import Pipeline
 from edge.redact import RedactedFrame, Redactor, redaction_mask
-from edge.types import Detections, Frame
+from edge.types import DetectionFailure, Detections, Frame
 
 log = logging.getLogger(__name__)
 
@@ -385,10 +386,10 @@ def _run_images(subject: BenchInput, truth: Annotations, config: Config, detecto
         with _timed(seconds, "capture"):
             frame = stamp(read_image(subject.path / key), position)
             source = frame.image_bgr.copy() if len(here.xyxy) else None  # redaction overwrites the frame's own
-        with _timed(seconds, "detect"):
-            verdict = detector.detect(frame.image_bgr)
-        with _timed(seconds, "redact"):
-            redacted = redactor.redact(frame, verdict)
+        still = redact_still(frame, detector, redactor)  # the path `dashcam anonymize` takes
+        seconds["detect"] += still.detect_s
+        seconds["redact"] += still.redact_s
+        verdict, redacted = still.verdict, still.redacted
         del frame  # its pixels were hidden in place
         with _timed(seconds, "score"):
             raw = verdict if isinstance(verdict, Detections) else None

@@ -12,21 +12,13 @@ from __future__ import annotations
 
 import concurrent.futures as futures
 import logging
-from dataclasses import dataclass
 
 import numpy as np
 
 from edge.detect import Detector
-from edge.types import Detections
+from edge.types import DetectionFailure, Detections
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class DetectionFailure:
-    reason: str
-    stale: bool = False  # no detector error: the newest detection is too old to trust (live overload)
-    timed_out: bool = False  # the deadline passed, or an earlier overrun still holds the detector
 
 
 class GuardedDetector:

@@ -35,9 +35,8 @@ import numpy as np
 
 from edge.config import TrackConfig
 from edge.detect.boxes import iou_matrix
-from edge.detect.guard import DetectionFailure
 from edge.detect.motion import compose, inverse, move_box, partial
-from edge.types import Detections
+from edge.types import DetectionFailure, Detections
 
 # Observations kept per track: enough for velocity and for the frames still in the delay line.
 _MAX_OBSERVATIONS = 32

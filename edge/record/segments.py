@@ -11,7 +11,8 @@ Around the encoder, `SegmentRecorder` owns the loop-recording life of the folder
 the lease (one recorder per folder), recovery at start, incident locks, retention
 after every segment and the trips index. It is a pipeline sink (`write`,
 `note_dropped`, `close`, all called from one thread) plus `request_lock`, which any
-thread or signal handler may call.
+thread or signal handler may call. Finished and locked segments are announced on
+`events` (edge.record.events) with their typed sidecar.
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from edge.errors import StorageError, UserError
 from edge.gps.privacy import LocationPolicy
 from edge.record.atomic import partial_path
 from edge.record.encoder import EncoderSettings, VideoEncoder, fps_fraction
+from edge.record.events import SegmentEvent, SegmentEvents
 from edge.record.incident import LockRequests
 from edge.record.index import TripsIndex
 from edge.record.lease import RecorderLease
@@ -35,7 +37,7 @@ from edge.record.retention import (RetentionPolicy, StorageFullError, describe_d
                                   oldest_deletable, plan_retention)
 from edge.record.sidecar import LocationSummary, RedactionCounts, Sidecar
 from edge.record.store import (SIDECAR_SUFFIX, RecordingsFolder, StoredSegment, format_utc, parse_utc,
-                               write_sidecar)
+                               read_sidecar, write_sidecar)
 from edge.redact import RedactedFrame, require_redacted
 
 log = logging.getLogger(__name__)
@@ -143,6 +145,7 @@ class SegmentRecorder:
         self._failed = False
         self.finished: list[SegmentInfo] = []
         self.deleted_for_full_disk = 0  # segments freed because a write failed for space
+        self.events = SegmentEvents()  # finished and locked segments, with their sidecars
         self._index: TripsIndex | None = None  # opened after recovery
         self._folder.create()
         self._lease = RecorderLease.acquire(self._folder, self._make_room)
@@ -265,6 +268,9 @@ class SegmentRecorder:
     def _lock_finished(self, recent: _Recent, t_utc: dt.datetime) -> None:
         stored = self._folder.lock(recent.stored, t_utc, self._make_room)
         self._index.add(stored)
+        sidecar = read_sidecar(stored.sidecar_path)
+        if sidecar is not None:
+            self.events.publish(SegmentEvent("locked", stored.video_path, stored.sidecar_path, sidecar))
         self._recent[self._recent.index(recent)] = _Recent(stored, recent.start_mono_ns, recent.end_mono_ns)
         self._mark_locked_in_finished(recent.stored.video_path, stored.video_path)
         log.warning("locked %s", stored.name)
@@ -310,6 +316,8 @@ class SegmentRecorder:
             log.warning("locked %s", stored.name)
         self._index.add(stored, sidecar)
         self.finished.append(SegmentInfo(stored.video_path, stored.sidecar_path, segment.counts, stored.locked))
+        final = sidecar.replace(video=stored.name) if stored.locked else sidecar
+        self.events.publish(SegmentEvent("finished", stored.video_path, stored.sidecar_path, final))
         self._remember(_Recent(stored, segment.start_mono_ns, segment.end_mono_ns))
         self._reserve_bytes = max(self._reserve_bytes, stored.size_bytes)
         log.info("finished %s: %d frames", video_path.name, segment.counts.frames)

@@ -13,10 +13,9 @@ from edge.bench.runner import (BenchInput, _CopyingSource, _RawDetections, _Scor
 from edge.camera import SAMPLE_VIDEO
 from edge.camera.opencv import stamp
 from edge.config import Config, RedactConfig, TrackConfig
-from edge.detect.guard import DetectionFailure
 from edge.errors import ConfigError, SourceError
 from edge.redact import Redactor
-from edge.types import Detections, Label
+from edge.types import DetectionFailure, Detections, Label
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "bench"
 

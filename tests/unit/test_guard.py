@@ -5,8 +5,8 @@ import threading
 
 import numpy as np
 
-from edge.detect.guard import DetectionFailure, GuardedDetector
-from edge.types import Detections, Label
+from edge.detect.guard import GuardedDetector
+from edge.types import DetectionFailure, Detections, Label
 
 
 class _Box:

@@ -8,9 +8,8 @@ from conftest import checkerboard
 from edge.bench.coverage import box_coverage
 from edge.bench.stored import retained_detail
 from edge.config import RedactConfig
-from edge.detect.guard import DetectionFailure
 from edge.redact import Redactor, grow_boxes, redaction_mask
-from edge.types import Detections, Frame, Label
+from edge.types import DetectionFailure, Detections, Frame, Label
 
 
 def _frame(image: np.ndarray) -> Frame:

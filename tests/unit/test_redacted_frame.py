@@ -8,11 +8,10 @@ import numpy as np
 import pytest
 
 from edge.config import RedactConfig
-from edge.detect.guard import DetectionFailure
 from edge.record.encoder import EncoderSettings, VideoEncoder
 from edge.record.images import write_image
 from edge.redact import RedactedFrame, Redactor, require_redacted
-from edge.types import Detections, Frame, Label, RedactionCounts
+from edge.types import DetectionFailure, Detections, Frame, Label, RedactionCounts
 from recording import recorder
 
 T_UTC = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc)

@@ -11,9 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edge.config import TrackConfig
-from edge.detect.guard import DetectionFailure
 from edge.detect.tracking import BoxTracker
-from edge.types import Detections, Label
+from edge.types import DetectionFailure, Detections, Label
 
 MS = 1_000_000  # ns
 

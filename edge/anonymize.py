@@ -1,0 +1,151 @@
+"""Offline anonymization: video and image files into another folder, the engine behind `dashcam anonymize`.
+
+Each input is one job; a job that fails (corrupt, oversized, unwritable) is reported and
+the others go on. Videos run through the same `Pipeline` as the camera (tracking, fail
+closed) into one `VideoEncoder` each. Still images take `redact_still`, the one
+still-image path, shared with `dashcam bench`: detect under the guard's deadline, redact
+(a failed detection blurs the whole image, or drops it), nothing stored unredacted.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from edge.camera.images import is_image, read_image
+from edge.camera.opencv import VideoFileSource, stamp
+from edge.config import Config
+from edge.detect.guard import GuardedDetector
+from edge.errors import SourceError, StorageError, UserError
+from edge.pipeline import Pipeline, RunStats
+from edge.record.encoder import CONTAINERS, EncoderSettings, VideoEncoder
+from edge.record.images import write_image
+from edge.redact import RedactedFrame, Redactor
+from edge.types import DetectionFailure, Frame, Verdict
+
+VIDEO_SUFFIXES = frozenset(CONTAINERS)
+
+
+@dataclass(frozen=True)
+class Job:
+    source: Path
+    output: Path
+
+
+@dataclass(frozen=True)
+class JobResult:
+    job: Job
+    stats: RunStats | None = None  # None when the job failed
+    error: UserError | None = None
+
+
+def is_media(path: Path) -> bool:
+    return is_image(path) or path.suffix.lower() in VIDEO_SUFFIXES
+
+
+def collect_jobs(inputs: Iterable[Path], output_dir: Path) -> list[Job]:
+    """One job per video or image (folders are listed, not searched recursively); clear errors up front."""
+    files: list[Path] = []
+    for item in inputs:
+        if item.is_dir():
+            found = sorted(p for p in item.iterdir() if p.is_file() and is_media(p))
+            if not found:
+                raise SourceError(f"no videos or images in folder {item}")
+            files.extend(found)
+        elif item.is_file():
+            if not is_media(item):
+                raise SourceError(f"{item}: not a supported video ({', '.join(sorted(VIDEO_SUFFIXES))}) or image")
+            files.append(item)
+        else:
+            raise SourceError(f"input not found: {item}")
+    jobs, seen = [], {}
+    for path in files:
+        target = output_dir / path.name
+        if target.resolve() == path.resolve():
+            raise StorageError(f"refusing to overwrite the input {path}: choose another --output folder")
+        if path.name in seen:
+            raise SourceError(f"two inputs share the name {path.name} ({seen[path.name]} and {path}); "
+                              "anonymize them into separate folders")
+        seen[path.name] = path
+        jobs.append(Job(path, target))
+    return jobs
+
+
+@dataclass(frozen=True)
+class StillResult:
+    verdict: Verdict
+    redacted: RedactedFrame | None  # None: dropped (fail-closed `drop`)
+    detect_s: float
+    redact_s: float
+
+
+def redact_still(frame: Frame, detector: GuardedDetector, redactor: Redactor) -> StillResult:
+    """One still image: detect, then redact in place (the frame's own pixels are overwritten)."""
+    started = time.perf_counter()
+    verdict = detector.detect(frame.image_bgr)
+    detected = time.perf_counter()
+    redacted = redactor.redact(frame, verdict)
+    return StillResult(verdict, redacted, detected - started, time.perf_counter() - detected)
+
+
+def anonymize_image(job: Job, detector: GuardedDetector, redactor: Redactor, max_pixels: int) -> RunStats:
+    result = redact_still(stamp(read_image(job.source, max_pixels), 0), detector, redactor)
+    failed = isinstance(result.verdict, DetectionFailure)
+    stats = RunStats(frames_captured=1, detector_failures=int(failed),
+                     detector_timeouts=int(failed and result.verdict.timed_out))
+    if result.redacted is None:
+        stats.dropped = 1
+        return stats
+    write_image(job.output, result.redacted)
+    stats.count_stored(result.redacted)
+    return stats
+
+
+class _SingleFileSink:
+    """Adapts one VideoEncoder to the pipeline's sink; a run that stored nothing leaves no file."""
+
+    def __init__(self, encoder: VideoEncoder) -> None:
+        self.encoder = encoder
+
+    def write(self, frame: RedactedFrame) -> None:
+        self.encoder.write(frame)
+
+    def note_dropped(self) -> None:
+        """Counted by the pipeline's RunStats; the file simply has no frame there."""
+
+    def close(self) -> None:
+        if self.encoder.frame_count:
+            self.encoder.close()
+        else:
+            self.encoder.abort()
+
+
+def anonymize_video(job: Job, config: Config, detector: GuardedDetector, redactor: Redactor,
+                    stop: threading.Event) -> RunStats:
+    source = VideoFileSource(job.source, realtime=False, max_pixels=config.source.max_pixels)
+    try:
+        settings = EncoderSettings(codec=config.record.codec, crf=config.record.crf, preset=config.record.preset)
+        sink = _SingleFileSink(VideoEncoder(job.output, source.width, source.height, source.fps, settings))
+        return Pipeline(source, detector, redactor, sink, stop=stop, tracking=config.track).run()
+    finally:
+        source.close()
+
+
+def anonymize_all(jobs: list[Job], config: Config, detector: GuardedDetector, redactor: Redactor,
+                  stop: threading.Event, on_result: Callable[[JobResult], None]) -> RunStats:
+    """Every job in order until `stop`; each result (or error) is handed to `on_result`; returns the totals."""
+    total = RunStats()
+    for job in jobs:
+        if stop.is_set():
+            break
+        try:
+            stats = (anonymize_image(job, detector, redactor, config.source.max_pixels) if is_image(job.source)
+                     else anonymize_video(job, config, detector, redactor, stop))
+        except UserError as exc:
+            on_result(JobResult(job, error=exc))
+            continue
+        total.add(stats)
+        on_result(JobResult(job, stats=stats))
+    return total
