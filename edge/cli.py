@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import errno
 import json
 import logging
@@ -27,20 +28,17 @@ from edge.bench.report import render_table
 from edge.bench.runner import (BenchInput, bench_report, check_tau, load_truth, named_configs, parse_class_map,
                                planned_count, require_plots, run_bench, write_outputs)
 from edge.board import read_sensors
-from edge.camera import SAMPLE_VIDEO, FrameSource, open_source
+from edge.camera import FrameSource, media_clock, open_source
 from edge.camera.reconnect import ReconnectingSource
-from edge.config import Config, GpsConfig, describe_defaults, load_config
-from edge.detect.union import FaceUnion
+from edge.config import Config, describe_defaults, load_config
 from edge.detect.factory import build_detectors, guarded, model_ids
 from edge.detect.guard import GuardedDetector
 from edge.doctor import FAIL, DoctorOptions, run_doctor
 from edge.errors import SourceError, UserError, interrupted_by, raise_interrupted
-from edge.gps import FixProvider
 from edge.gps.privacy import LocationPolicy
 from edge.gps.reader import SerialGpsReader, describe_fix
-from edge.gps.replay import GpsdClient, NmeaLogReplay
+from edge.gps.choose import location_provider
 from edge.gps.stamp import LocationStamper
-from edge.gps.synced import MediaSyncedReplay
 from edge.pipeline import Pipeline, RunStats
 from edge.record.atomic import make_output_folder, write_atomic
 from edge.record.button import GpioLockButton
@@ -53,12 +51,11 @@ from edge.record.segments import LoopOptions, SegmentRecorder
 from edge.record.store import RecordingsFolder
 from edge.redact import Redactor
 from edge.service import Watchdog, notify
-from edge.thermal import HeatGovernor, ThermalPolicy
+from edge.thermal import governor_for
 from edge.wipe import plan_wipe, wipe
 
 log = logging.getLogger("edge.cli")
 
-SAMPLE_NMEA = SAMPLE_VIDEO.with_name("drive.nmea")
 # Disk full, quota, read-only remount, card I/O error: the environment, not a bug.
 STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO})
 
@@ -189,12 +186,12 @@ def _encoder_settings(config: Config) -> EncoderSettings:
 def cmd_run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     if args.fast:
-        config.source.realtime = False
+        config = dataclasses.replace(config, source=dataclasses.replace(config.source, realtime=False))
     directory = args.recordings or Path(config.record.directory)
-    detector, redactor = _detector_and_redactor(config, live=_is_live(config))
+    detector, redactor = _detector_and_redactor(config, live=config.source.is_live)
     stop = _install_stop_handlers()
     source = _open_camera(config, stop)
-    location = _location_provider(config, source)
+    location = location_provider(config.gps, config.source.kind, media_clock(source))
     policy = LocationPolicy.from_config(config.gps)
     signal.signal(LOCK_SIGNAL, signal.SIG_IGN)  # until the recorder exists: a lock then must not kill us
     recorder = SegmentRecorder(directory, source.width, source.height, source.fps, config.record.segment_seconds,
@@ -207,9 +204,12 @@ def cmd_run(args: argparse.Namespace) -> int:
               if config.record.lock_gpio_line else None)
     max_frames = args.max_frames if args.max_frames is not None else config.source.max_frames
     stamper = LocationStamper(location, policy) if location else None
-    governor = _heat_governor(config, detector, source.fps) if _is_live(config) else None
+    # Live runs slow detection, then lower face resolution, then blur whole frames when the board runs hot.
+    governor = (governor_for(detector.detectors, read_sensors, config.track.detect_every,
+                             config.detect.faces.input_long_side, config.track.delay_frames, source.fps)
+                if config.source.is_live else None)
     pipeline = Pipeline(source, detector, redactor, recorder, stop=stop,
-                        max_frames=max_frames, stamper=stamper, tracking=config.track, live=_is_live(config),
+                        max_frames=max_frames, stamper=stamper, tracking=config.track, live=config.source.is_live,
                         on_frame_stored=Watchdog().frame_stored, governor=governor)
     print(f"dashcam: recording {source.name} ({source.width}x{source.height} @ {source.fps:.2f} fps) "
           f"to {directory}/ ... Ctrl-C stops, `dashcam lock` keeps an incident", file=sys.stderr)
@@ -238,23 +238,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _heat_governor(config: Config, detector: GuardedDetector, fps: float) -> HeatGovernor:
-    """Live runs slow detection, then lower face resolution, then blur whole frames when the board runs hot."""
-    faces = [d for d in detector.detectors if isinstance(d, FaceUnion)]
-
-    def set_face_long_side(long_side: int) -> None:
-        for face_detector in faces:
-            face_detector.set_input_long_side(long_side)
-
-    # A detection slower than the delay line is long leaves frames to the tracker's prediction alone.
-    budget_s = max(1, config.track.delay_frames) / fps
-    return HeatGovernor(ThermalPolicy(), read_sensors, config.track.detect_every, config.detect.faces.input_long_side,
-                        budget_s, set_face_long_side)
-
-
 def _open_camera(config: Config, stop: threading.Event) -> FrameSource:
     """Live cameras are reopened with backoff when they stall or drop out; files and folders end when they end."""
-    if config.source.kind in ("v4l2", "gstreamer", "picamera2"):
+    if config.source.is_camera:
         return ReconnectingSource(lambda: open_source(config.source), stop)
     return open_source(config.source)
 
@@ -263,33 +249,6 @@ def _write_stats(path: Path | None, stats: RunStats) -> None:
     if path is None:
         return
     write_atomic(path, (json.dumps(stats.to_dict(), indent=2) + "\n").encode())
-
-
-def _is_live(config: Config) -> bool:
-    """A camera, or a file replayed at its own rate: frames arrive on their own clock and must not wait."""
-    kind = config.source.kind
-    return kind in ("v4l2", "gstreamer", "picamera2") or (kind in ("sample", "file") and config.source.realtime)
-
-
-def _location_provider(config: Config, source: FrameSource) -> FixProvider | None:
-    """The configured GPS input. A recorded log next to a recorded video follows the video's clock."""
-    gps: GpsConfig = config.gps
-    kind = gps.source
-    if kind == "auto":
-        kind = "replay" if config.source.kind == "sample" else "none"
-    if kind == "none":
-        return None
-    if kind == "serial":
-        return SerialGpsReader(gps.port, gps.baud, stale_after_s=gps.stale_after_s)
-    if kind == "gpsd":
-        return GpsdClient(gps.gpsd_host, gps.gpsd_port, stale_after_s=gps.stale_after_s)
-    log_path = Path(gps.log) if gps.log else SAMPLE_NMEA
-    if not log_path.is_file():
-        raise SourceError(f"NMEA log not found: {log_path} (gps.log)")
-    media_time_s = getattr(source, "media_time_s", None)
-    if media_time_s is not None:
-        return MediaSyncedReplay(log_path, media_time_s, stale_after_s=gps.stale_after_s)
-    return NmeaLogReplay(log_path, realtime=True, stale_after_s=gps.stale_after_s)
 
 
 def _print_run_summary(stats: RunStats, files: list[Path]) -> None:

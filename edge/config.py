@@ -38,6 +38,7 @@ def _section(cls: type, help: str) -> Any:
     return field(default_factory=cls, metadata={"help": help})
 
 
+CAMERA_KINDS = ("v4l2", "gstreamer", "picamera2")  # live cameras; the other kinds are files and folders
 DEFAULT_MAX_PIXELS = 50_000_000
 # The highest `source.max_pixels` accepted: below Pillow's own refusal (2 x 89.5 MP), which therefore always
 # means "over the limit" (see edge.camera.images).
@@ -64,6 +65,15 @@ class SourceConfig:
                                                "read from the file's header before decoding (a 400 MP PNG of 389 kB "
                                                "needs 2.6 GB): 50 MP takes any 8K video or phone photo",
                            min=1, max=DECOMPRESSION_BOMB_PIXELS)
+
+    @property
+    def is_camera(self) -> bool:
+        return self.kind in CAMERA_KINDS
+
+    @property
+    def is_live(self) -> bool:
+        """A camera, or a file replayed at its own rate: frames arrive on their own clock and must not wait."""
+        return self.is_camera or (self.kind in ("sample", "file") and self.realtime)
 
 
 @dataclass

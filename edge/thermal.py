@@ -21,9 +21,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Protocol, runtime_checkable
 
 log = logging.getLogger(__name__)
 
@@ -175,3 +176,26 @@ class HeatGovernor:
     def _run(self) -> None:
         while not self._stop.wait(self._period_s):
             self.sample()
+
+
+@runtime_checkable
+class FaceResolutionKnob(Protocol):
+    """A face detector whose input size can be lowered while the board is hot."""
+
+    def set_input_long_side(self, long_side: int) -> None: ...
+
+
+def governor_for(detectors: Iterable[object], sensors: Callable[[], tuple[float | None, bool]], detect_every: int,
+                 face_long_side: int, delay_frames: int, fps: float,
+                 policy: ThermalPolicy | None = None) -> HeatGovernor:
+    """A governor for a live pipeline: its budget is the delay line's length in time (a detection slower
+    than that leaves frames to the tracker's prediction alone), its resolution knobs the face detectors."""
+    knobs = [d for d in detectors if isinstance(d, FaceResolutionKnob)]
+
+    def set_face_long_side(long_side: int) -> None:
+        for knob in knobs:
+            knob.set_input_long_side(long_side)
+
+    budget_s = max(1, delay_frames) / fps
+    return HeatGovernor(policy or ThermalPolicy(), sensors, detect_every, face_long_side, budget_s,
+                        set_face_long_side)

@@ -5,6 +5,7 @@ downstream runs in CI on files.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -27,6 +28,11 @@ class FrameSource(Protocol):
     def read(self) -> Frame | None: ...
 
     def close(self) -> None: ...
+
+
+def media_clock(source: FrameSource) -> Callable[[], float] | None:
+    """The source's own timeline at the current frame (a video file's), or None for a camera's or a folder's."""
+    return source.media_time_s if isinstance(source, VideoFileSource) else None
 
 
 def open_source(config: SourceConfig) -> FrameSource:

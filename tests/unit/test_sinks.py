@@ -24,7 +24,7 @@ class ListSink:
     def write(self, frame) -> None:
         if self._gate is not None:
             self._gate.wait()
-        if frame.index == self._fail_at:
+        if frame.index == self._fail_at or self._fail_at == -1:
             raise OSError("disk full")
         self.written.append(frame.index)
 
@@ -71,12 +71,12 @@ def test_a_stalled_preview_loses_its_oldest_frames_and_never_holds_up_the_record
 
 
 def test_a_failing_preview_ends_only_itself_and_a_failing_recorder_ends_the_run():
-    recorder, preview = ListSink(), ListSink(fail_at=3)
+    recorder, preview = ListSink(), ListSink(fail_at=-1)  # fails on whichever frame reaches it first
     fan = FanOut([Outlet(recorder, "recorder"), Outlet(preview, "preview", SinkPolicy.DROP_OLDEST)])
     for i in range(20):
         fan.write(_redacted(i))
     fan.close()
-    assert recorder.written == list(range(20)) and preview.written == [0, 1, 2] and preview.closed
+    assert recorder.written == list(range(20)) and preview.written == [] and preview.closed
     assert fan.failed() == ["preview"]
 
     recorder, preview = ListSink(fail_at=3), ListSink()

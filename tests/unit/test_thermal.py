@@ -1,7 +1,7 @@
 """The heat policy, driven by a fake clock: escalation order, pacing, hysteresis, never unredacted."""
 from __future__ import annotations
 
-from edge.thermal import Level, Reading, ThermalPolicy, ThermalSettings, degrade
+from edge.thermal import Level, Reading, ThermalPolicy, ThermalSettings, degrade, governor_for
 
 HOT = Reading(temp_c=84.0, throttled=False, detect_lag=0.5)
 WARM = Reading(temp_c=75.0, throttled=False, detect_lag=0.5)   # between cool_c and hot_c
@@ -122,3 +122,27 @@ def test_governor_counts_a_slow_detector_as_stress_and_recovers_when_cool():
         clock.now += 10
         governor.sample()
     assert governor.sample() == Level.NORMAL and governor.detect_every() == 3 and sides == []
+
+
+def test_governor_for_lowers_the_resolution_of_every_face_detector_and_touches_nothing_else():
+    class FaceModel:
+        def __init__(self) -> None:
+            self.sides: list[int] = []
+
+        def set_input_long_side(self, long_side: int) -> None:
+            self.sides.append(long_side)
+
+    class PlateModel:
+        pass
+
+    policy, clock = _policy()
+    faces, sensors = [FaceModel(), FaceModel()], FakeSensors()
+    governor = governor_for([faces[0], PlateModel(), faces[1]], sensors, detect_every=3, face_long_side=1280,
+                            delay_frames=12, fps=30.0, policy=policy)
+    sensors.temp_c = 85.0
+    for _ in range(2):
+        governor.sample()
+        clock.now += 10
+    assert [f.sides for f in faces] == [[640], [640]]
+    governor.note_detection(0.3)  # the budget is the delay line: 12 frames at 30 fps = 0.4 s
+    assert governor.detect_every() == 6
