@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 from edge.config import RedactConfig
+from edge.geometry import scale_boxes
 from edge.types import DetectionFailure, Detections, Frame, GpsFix, Label, RedactionCounts
 
 log = logging.getLogger(__name__)
@@ -180,9 +181,8 @@ def grow_boxes(xyxy: np.ndarray, scale: float | np.ndarray, width: int | None, h
 
     `scale` is one factor for all boxes or one per box; `width`/`height` None leaves them unclipped.
     """
-    centre = (xyxy[:, :2] + xyxy[:, 2:]) / 2
-    half = (xyxy[:, 2:] - xyxy[:, :2]) * np.reshape(scale, (-1, 1)) / 2
-    grown = np.concatenate([np.floor(centre - half), np.ceil(centre + half)], axis=1)
+    scaled = scale_boxes(xyxy, scale)
+    grown = np.concatenate([np.floor(scaled[:, :2]), np.ceil(scaled[:, 2:])], axis=1)
     if width is not None and height is not None:
         grown[:, [0, 2]] = np.clip(grown[:, [0, 2]], 0, width)
         grown[:, [1, 3]] = np.clip(grown[:, [1, 3]], 0, height)

@@ -1,4 +1,4 @@
-"""Box geometry shared by the decoders: NMS, letterbox, resizing and clipping, all in numpy."""
+"""Box geometry shared by the decoders: NMS (OpenCV), letterbox, resizing and clipping."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -8,23 +8,18 @@ import numpy as np
 
 
 def nms(xyxy: np.ndarray, score: np.ndarray, iou_threshold: float) -> np.ndarray:
-    """Indices of the boxes kept by greedy non-maximum suppression, best score first."""
+    """Indices of the boxes kept by greedy non-maximum suppression, best score first (OpenCV's
+    `cv2.dnn.NMSBoxes`; tests/unit/test_boxes.py checks it against a plain numpy version)."""
     if len(xyxy) == 0:
         return np.zeros(0, dtype=np.int64)
-    x1, y1, x2, y2 = xyxy.T.astype(np.float64)
-    areas = np.maximum(x2 - x1, 0) * np.maximum(y2 - y1, 0)
-    order = np.argsort(-score, kind="stable")
-    keep = []
-    while order.size:
-        best, rest = order[0], order[1:]
-        keep.append(best)
-        inter_w = np.maximum(0.0, np.minimum(x2[best], x2[rest]) - np.maximum(x1[best], x1[rest]))
-        inter_h = np.maximum(0.0, np.minimum(y2[best], y2[rest]) - np.maximum(y1[best], y1[rest]))
-        inter = inter_w * inter_h
-        union = areas[best] + areas[rest] - inter
-        iou = np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
-        order = rest[iou <= iou_threshold]
-    return np.asarray(keep, dtype=np.int64)
+    boxes = np.asarray(xyxy, dtype=np.float64)
+    sizes = np.maximum(boxes[:, 2:] - boxes[:, :2], 0.0)  # a degenerate box has no area, not a negative one
+    xywh = np.concatenate([boxes[:, :2], sizes], axis=1)
+    # Every box counts (the decoders applied the score thresholds); OpenCV keeps only scores strictly above
+    # a threshold of at least 0, so the scores are shifted by 1, which keeps their order.
+    shifted = np.asarray(score, dtype=np.float64) + 1.0
+    keep = cv2.dnn.NMSBoxes(xywh.tolist(), shifted.tolist(), 0.0, float(iou_threshold))
+    return np.asarray(keep, dtype=np.int64).reshape(-1)
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -12,15 +12,12 @@ from __future__ import annotations
 import numpy as np
 
 from edge.detect.boxes import iou_matrix
+from edge.geometry import scale_boxes
 
 
 def face_to_head(xyxy: np.ndarray, width: float, height: float, raise_: float) -> np.ndarray:
     """Face boxes widened by `width` and `height` about their centre, the centre raised by `raise_` of the face height."""
-    centre = (xyxy[:, :2] + xyxy[:, 2:]) / 2
-    size = xyxy[:, 2:] - xyxy[:, :2]
-    centre[:, 1] -= raise_ * size[:, 1]
-    half = size * np.array([width, height], np.float32) / 2
-    return np.concatenate([centre - half, centre + half], axis=1).astype(np.float32)
+    return scale_boxes(xyxy.astype(np.float32), width, height, raise_share=raise_).astype(np.float32)
 
 
 # A person box that reaches the frame's bottom edge is someone close to the camera, cut off: the box

@@ -36,6 +36,7 @@ import numpy as np
 from edge.config import TrackConfig
 from edge.detect.boxes import iou_matrix
 from edge.detect.motion import compose, inverse, move_box, partial
+from edge.geometry import scale_boxes
 from edge.types import DetectionFailure, Detections
 
 # Observations kept per track: enough for velocity and for the frames still in the delay line.
@@ -112,9 +113,7 @@ def _without_contained(cover: Detections) -> Detections:
 
 
 def grow(xyxy: np.ndarray, factor: float) -> np.ndarray:
-    centre = _centre(xyxy)
-    half = (xyxy[2:] - xyxy[:2]) * factor / 2
-    return np.concatenate([centre - half, centre + half])
+    return scale_boxes(xyxy[None], factor)[0]
 
 
 class BoxTracker:

@@ -223,10 +223,6 @@ class VideoEncoder:
             return
         last.duration = max(1, self._last_pts + self._frame_ticks - last.dts + first_dts)
 
-    @property
-    def bytes_written(self) -> int:
-        return self._handle.tell()
-
     def close(self) -> Path:
         """Flush the encoder, finish the container and move the file to its final name."""
         packets = self._stream.encode(None)

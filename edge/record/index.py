@@ -198,9 +198,6 @@ class TripsIndex:
             return int(previous[0])
         return int(db.execute("INSERT INTO trips DEFAULT VALUES").lastrowid)
 
-    def set_locked(self, name: str) -> None:
-        self._write(f"locking {name}", lambda db: db.execute("UPDATE segments SET locked = 1 WHERE name = ?", (name,)))
-
     def remove(self, names: list[str]) -> None:
         def delete(db: sqlite3.Connection) -> None:
             db.executemany("DELETE FROM segments WHERE name = ?", [(n,) for n in names])

@@ -1,7 +1,10 @@
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 import pytest
 
 from edge.detect.boxes import Letterbox, clip_boxes, iou_matrix, letterbox, nms, resize_for_stride
+from edge.geometry import scale_boxes
 
 
 def test_nms_keeps_best_of_overlapping_and_all_disjoint():
@@ -62,3 +65,42 @@ def test_resize_for_stride_pads_to_multiple_and_reports_scale():
 def test_clip_boxes():
     clipped = clip_boxes(np.array([[-5, -5, 50, 500]], np.float32), 40, 30)
     assert clipped.tolist() == [[0, 0, 40, 30]]
+
+
+def reference_nms(xyxy: np.ndarray, score: np.ndarray, iou_threshold: float) -> np.ndarray:
+    """The plain numpy greedy NMS production used before OpenCV's: the oracle for `nms`."""
+    if len(xyxy) == 0:
+        return np.zeros(0, dtype=np.int64)
+    x1, y1, x2, y2 = xyxy.T.astype(np.float64)
+    areas = np.maximum(x2 - x1, 0) * np.maximum(y2 - y1, 0)
+    order = np.argsort(-score, kind="stable")
+    keep = []
+    while order.size:
+        best, rest = order[0], order[1:]
+        keep.append(best)
+        inter_w = np.maximum(0.0, np.minimum(x2[best], x2[rest]) - np.maximum(x1[best], x1[rest]))
+        inter_h = np.maximum(0.0, np.minimum(y2[best], y2[rest]) - np.maximum(y1[best], y1[rest]))
+        inter = inter_w * inter_h
+        union = areas[best] + areas[rest] - inter
+        iou = np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+        order = rest[iou <= iou_threshold]
+    return np.asarray(keep, dtype=np.int64)
+
+
+BOX = st.tuples(st.integers(0, 600), st.integers(0, 600), st.integers(1, 200), st.integers(1, 200))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(BOX, st.integers(1, 1000)), max_size=40), st.sampled_from([0.2, 0.3, 0.4, 0.5, 0.7]))
+def test_opencv_nms_keeps_the_same_boxes_as_the_numpy_reference(boxes, iou_threshold):
+    xyxy = np.array([[x, y, x + w, y + h] for (x, y, w, h), _ in boxes], dtype=np.float32).reshape(-1, 4)
+    score = np.array([s / 1000 for _, s in boxes], dtype=np.float32)
+    assert nms(xyxy, score, iou_threshold).tolist() == reference_nms(xyxy, score, iou_threshold).tolist()
+
+
+def test_scale_boxes_one_factor_per_box_per_axis_and_raised():
+    boxes = np.array([[10, 10, 20, 30], [0, 0, 4, 4]], np.float32)
+    assert scale_boxes(boxes, 2.0).tolist() == [[5, 0, 25, 40], [-2, -2, 6, 6]]
+    assert scale_boxes(boxes, np.array([1.0, 3.0])).tolist() == [[10, 10, 20, 30], [-4, -4, 8, 8]]
+    assert scale_boxes(boxes[:1], 1.0, 0.5, raise_share=0.25).tolist() == [[10, 10, 20, 20]]
+    assert scale_boxes(boxes, 2.0).dtype == np.float32  # computed in the boxes' own type
