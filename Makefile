@@ -17,7 +17,10 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/dashcam run --config configs/default.yaml
 
+# Static checks first (seconds): ruff on everything, mypy on edge/ (settings in pyproject.toml).
 test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
 clean:

@@ -60,7 +60,8 @@ def collect_jobs(inputs: Iterable[Path], output_dir: Path) -> list[Job]:
             files.append(item)
         else:
             raise SourceError(f"input not found: {item}")
-    jobs, seen = [], {}
+    jobs: list[Job] = []
+    seen: dict[str, Path] = {}
     for path in files:
         target = output_dir / path.name
         if target.resolve() == path.resolve():
@@ -92,9 +93,9 @@ def redact_still(frame: Frame, detector: GuardedDetector, redactor: Redactor) ->
 
 def anonymize_image(job: Job, detector: GuardedDetector, redactor: Redactor, max_pixels: int) -> RunStats:
     result = redact_still(stamp(read_image(job.source, max_pixels), 0), detector, redactor)
-    failed = isinstance(result.verdict, DetectionFailure)
-    stats = RunStats(frames_captured=1, detector_failures=int(failed),
-                     detector_timeouts=int(failed and result.verdict.timed_out))
+    failure = result.verdict if isinstance(result.verdict, DetectionFailure) else None
+    stats = RunStats(frames_captured=1, detector_failures=int(failure is not None),
+                     detector_timeouts=int(failure is not None and failure.timed_out))
     if result.redacted is None:
         stats.dropped = 1
         return stats

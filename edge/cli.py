@@ -253,19 +253,29 @@ def _write_stats(path: Path | None, stats: RunStats) -> None:
 
 def _print_run_summary(stats: RunStats, files: list[Path]) -> None:
     stages = ", ".join(f"{name} {ms:.1f}" for name, ms in stats.stage_ms_per_frame().items())
-    print(f"""
-frames captured        {stats.frames_captured}
-frames detected        {stats.frames_detected} ({stats.detect_ms_per_keyframe:.0f} ms each; {stats.scene_cuts} scene cuts)
-frames stored          {stats.frames_stored}
-speed                  {stats.fps:.1f} fps ({stats.seconds:.1f} s)
-faces redacted         {stats.faces}
-plates redacted        {stats.plates}
-blurred for heat       {stats.heat_blurred} frames
-fail-closed frames     {stats.whole_frame_redacted} blurred whole, {stats.dropped} dropped ({stats.detector_failures} detector failures, {stats.detector_timeouts} of them timeouts, {stats.stale_frames} outside the gap bound)
-dropped by overload    {stats.dropped_overload} frames (never stored)
-paused in privacy zone {stats.paused_in_zone} frames
-ms per frame           {stages}
-files written          {len(files)}""")
+    fail_closed = (f"{stats.whole_frame_redacted} blurred whole, {stats.dropped} dropped ({stats.detector_failures} "
+                   f"detector failures, {stats.detector_timeouts} of them timeouts, {stats.stale_frames} outside the "
+                   "gap bound)")
+    rows = [
+        ("frames captured", f"{stats.frames_captured}"),
+        ("frames detected", f"{stats.frames_detected} ({stats.detect_ms_per_keyframe:.0f} ms each; "
+                            f"{stats.scene_cuts} scene cuts)"),
+        ("frames stored", f"{stats.frames_stored}"),
+        ("speed", f"{stats.fps:.1f} fps ({stats.seconds:.1f} s)"),
+        ("faces redacted", f"{stats.faces}"),
+        ("plates redacted", f"{stats.plates}"),
+        ("blurred for heat", f"{stats.heat_blurred} frames"),
+        ("fail-closed frames", fail_closed),
+        ("dropped by overload", f"{stats.dropped_overload} frames (never stored)"),
+        ("paused in privacy zone", f"{stats.paused_in_zone} frames"),
+        ("ms per frame", stages),
+        *((f"skipped by {name}", f"{count} frames (a slow viewer)") for name, count in stats.sink_skipped.items()
+          if count),
+        ("files written", f"{len(files)}"),
+    ]
+    print()
+    for label, value in rows:
+        print(f"{label:<22} {value}")
     for path in files:
         print(f"  {path}")
 
@@ -478,11 +488,11 @@ def cmd_anonymize(args: argparse.Namespace) -> int:
 
     def report(result: JobResult) -> None:
         nonlocal failures
-        if result.error is not None:
+        stats = result.stats
+        if stats is None:
             failures += 1
             print(f"dashcam: error: {result.error}", file=sys.stderr)
             return
-        stats = result.stats
         print(f"{result.job.source} -> {result.job.output}: {stats.frames_stored} frames, {stats.faces} faces, "
               f"{stats.plates} plates, {stats.whole_frame_redacted + stats.dropped} fail-closed, {stats.fps:.1f} fps")
 

@@ -112,7 +112,8 @@ class PeopleConfig:
                                   "from the side or with arms out has a wide box)", min=0.2, max=1.0)
     head_height_share: float = _opt(0.3, "the head box is never taller than this share of the person box (a "
                                          "whole body is about 7 heads tall; a person cut by the frame edge is "
-                                         "shorter; a box cut by the frame's bottom edge gets at least 0.8 x 0.5)", min=0.1, max=1.0)
+                                         "shorter; a box cut by the frame's bottom edge gets at least 0.8 x 0.5)",
+                                   min=0.1, max=1.0)
     plates_in_vehicles: bool = _opt(True, "search each vehicle for plates at native resolution, all vehicles packed "
                                           "into one or more 640 px canvases")
     max_canvases: int = _opt(2, "at most this many vehicle canvases per keyframe (vehicles that do not fit are "
@@ -189,7 +190,8 @@ class TrackConfig:
 class RedactConfig:
     mode: str = _opt("gaussian", "how regions are hidden", choices=("gaussian", "pixelate", "fill"))
     face_mask_scale: float = _opt(1.25, "head boxes grow by this factor about their centre (a margin: the face "
-                                        "detectors' boxes are already widened to the head, see detect.faces.head_*)", min=1.0, max=4.0)
+                                        "detectors' boxes are already widened to the head, see detect.faces.head_*)",
+                                   min=1.0, max=4.0)
     plate_mask_scale: float = _opt(1.3, "plate boxes grow by this factor about their centre", min=1.0, max=4.0)
     face_shape: str = _opt("ellipse", "mask shape for faces (plates are always rectangles)",
                            choices=("ellipse", "rectangle"))
@@ -342,7 +344,7 @@ def _build(cls: type, data: Any, origin: str, prefix: str) -> Any:
     for name, value in data.items():
         key = f"{prefix}{name}"
         hint = hints[name]
-        if dataclasses.is_dataclass(hint):
+        if isinstance(hint, type) and dataclasses.is_dataclass(hint):
             values[name] = _build(hint, value, origin, prefix=f"{key}.")
         else:
             values[name] = _check_value(value, hint, fields[name].metadata, origin, key)
@@ -375,7 +377,7 @@ def _check_value(value: Any, hint: Any, rules: Any, origin: str, key: str) -> An
             raise fail("a string")
     elif typing.get_origin(hint) is list:
         (item_type,) = typing.get_args(hint)
-        if dataclasses.is_dataclass(item_type):
+        if isinstance(item_type, type) and dataclasses.is_dataclass(item_type):
             if not isinstance(value, list):
                 raise fail("a list")
             return [_build(item_type, item, origin, prefix=f"{key}[{i}].") for i, item in enumerate(value)]
@@ -409,7 +411,7 @@ def describe_defaults() -> str:
 def _plain(value: Any) -> Any:
     """Dataclasses inside lists as plain dicts, for YAML."""
     if isinstance(value, list):
-        return [dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v for v in value]
+        return [dataclasses.asdict(v) if dataclasses.is_dataclass(v) and not isinstance(v, type) else v for v in value]
     return value
 
 

@@ -92,7 +92,8 @@ def _camera_fix(config: SourceConfig) -> str:
         return ("check the ribbon cable and `rpicam-hello --list-cameras` (Pi) or `nvgstcapture-1.0` (Jetson); "
                 "install gstreamer1.0-libcamera and use the system OpenCV (python3-opencv)")
     if config.kind == "v4l2":
-        return f"plug in the camera, check `v4l2-ctl --list-devices`, and add the user to group video for {config.device}"
+        return (f"plug in the camera, check `v4l2-ctl --list-devices`, and add the user to group video for "
+                f"{config.device}")
     return "set source.path to an existing video file or image folder"
 
 
@@ -267,7 +268,7 @@ def check_clock(fix: GpsFix | None, now: Callable[[], dt.datetime] | None = None
                      "enable time sync (sudo timedatectl set-ntp true) or add an RTC battery; "
                      "segment names and retention need the date")
     gps_time = fix_utc(fix) if fix is not None else None
-    if gps_time is None:
+    if fix is None or gps_time is None:
         return Check("clock", OK, f"system clock {system:%Y-%m-%d %H:%M:%S} UTC (no GPS time to compare)")
     skew = (system - gps_time).total_seconds() - (time.monotonic_ns() - fix.t_mono_ns) / 1e9
     if abs(skew) > MAX_CLOCK_SKEW_S:

@@ -152,7 +152,7 @@ class Pipeline:
         self._source = source
         self._detector = detector
         self._redactor = redactor
-        self._outlets = list(sinks) if isinstance(sinks, (list, tuple)) else [sinks]
+        self._outlets: list[FrameSink | Outlet] = list(sinks) if isinstance(sinks, (list, tuple)) else [sinks]  # type: ignore[list-item]
         self._stop = stop or threading.Event()
         self._max_frames = max_frames
         self._stamper = stamper

@@ -40,7 +40,7 @@ class _Contents(NamedTuple):
     """What one `RedactedFrame` holds; immutable, and reachable only through this module's mapping."""
 
     image_bgr: np.ndarray
-    index: int
+    frame_index: int  # not `index`: that is tuple's own method
     t_mono_ns: int
     t_utc: dt.datetime
     counts: RedactionCounts
@@ -111,7 +111,7 @@ class RedactedFrame:
         contents = _SEALED.get(self)
         if contents is None:
             return "<RedactedFrame, not sealed>"
-        return f"<RedactedFrame {contents.index} t_mono_ns={contents.t_mono_ns} {contents.counts}>"
+        return f"<RedactedFrame {contents.frame_index} t_mono_ns={contents.t_mono_ns} {contents.counts}>"
 
     @property
     def image_bgr(self) -> np.ndarray:
@@ -120,7 +120,7 @@ class RedactedFrame:
 
     @property
     def index(self) -> int:
-        return _contents(self).index
+        return _contents(self).frame_index
 
     @property
     def t_mono_ns(self) -> int:
@@ -219,7 +219,7 @@ def region_masks(detections: Detections, shape: tuple[int, int], config: RedactC
     height, width = shape
     scales = np.where(detections.label == Label.FACE, config.face_mask_scale, config.plate_mask_scale)
     grown = grow_boxes(detections.xyxy, scales, None, None)
-    regions = []
+    regions: list[tuple[tuple[int, int, int, int], np.ndarray | None]] = []
     for members in _objects(detections):
         u1, v1 = grown[members, :2].min(axis=0).tolist()
         u2, v2 = grown[members, 2:].max(axis=0).tolist()
@@ -245,7 +245,7 @@ def _objects(detections: Detections) -> list[np.ndarray]:
     """Indices of the boxes of each object: one group per tracked object and label, a box without a track alone."""
     groups: dict[tuple[int, int], list[int]] = {}
     alone = []
-    for i, (track_id, label) in enumerate(zip(detections.track_id.tolist(), detections.label.tolist())):
+    for i, (track_id, label) in enumerate(zip(detections.ids.tolist(), detections.label.tolist())):
         if track_id < 0:
             alone.append(np.array([i]))
         else:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import typing
 from dataclasses import dataclass
 
 import numpy as np
@@ -63,9 +64,14 @@ class Detections:
     def __len__(self) -> int:
         return len(self.xyxy)
 
+    @property
+    def ids(self) -> np.ndarray:
+        """`track_id` as an array (construction turns None into all -1)."""
+        return typing.cast(np.ndarray, self.track_id)
+
     def __getitem__(self, mask: np.ndarray) -> Detections:
         """Select rows with a boolean mask or an index array."""
-        return Detections(self.xyxy[mask], self.score[mask], self.label[mask], self.track_id[mask])
+        return Detections(self.xyxy[mask], self.score[mask], self.label[mask], self.ids[mask])
 
     def count(self, label: Label) -> int:
         """Boxes of a label."""
@@ -74,7 +80,7 @@ class Detections:
     def objects(self, label: Label) -> int:
         """Objects of a label: boxes of one tracked object count once."""
         of_label = self.label == int(label)
-        ids = self.track_id[of_label]
+        ids = self.ids[of_label]
         return int((ids < 0).sum()) + len(np.unique(ids[ids >= 0]))
 
     @staticmethod

@@ -31,7 +31,6 @@ from pathlib import Path
 
 import av
 import cv2
-import numpy as np
 import yaml
 
 from edge import __version__

@@ -67,9 +67,9 @@ def _photos(data: Path) -> list[tuple[Path, np.ndarray, np.ndarray]]:
             (data / "plates-openimages-valid", data / "plates-openimages-valid" / "_annotations.coco.json",
              {"0": "plate"})]  # Roboflow named the plate category "0"
     photos = []
-    for images, annotations, classes in sets:
+    for images, annotation_path, classes in sets:
         subject = BenchInput.open(images)
-        truth = load_truth(subject, annotations, classes=classes)
+        truth = load_truth(subject, annotation_path, classes=classes)
         for key, record in sorted(truth.truths.items()):
             if len(record.xyxy) and Path(key).name not in used:
                 photos.append((images / key, record.xyxy.astype(np.float64), record.label.copy()))
@@ -237,7 +237,8 @@ def score(clip: Path, stored_path: Path, truth: list[list[tuple]], keyframes: di
         c["whole_by_height"] = {k: (round(h / n, 3) if n else None, n) for k, (n, h) in c["whole_by_height"].items()}
         longest = list(runs.by_track(Label[name.upper()]).values())  # per object, its longest run of leaked frames
         c["objects"], c["objects_leaking"] = len(longest), sum(run > 0 for run in longest)
-        c["objects_leaking_over_3_frames"], c["longest_leak_run"] = sum(run > 3 for run in longest), max(longest, default=0)
+        c["objects_leaking_over_3_frames"] = sum(run > 3 for run in longest)
+        c["longest_leak_run"] = max(longest, default=0)
     return {"stored_frames": len(stored), "source_frames": len(source),
             "stored_duration_s": round(stamps[-1] + 1 / FPS, 3) if stamps else 0.0,
             "source_duration_s": round(len(source) / FPS, 3), "keyframes": len(keys),

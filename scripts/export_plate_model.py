@@ -11,7 +11,8 @@ Needs the `train` extra (not a runtime dependency). Name torch in the same comma
 the resolver replaces the CPU build with the newest CUDA build (several GB):
     pip install torch==2.13.0 '.[train]'
     pip download --no-deps -d /tmp/wheels safelicensing==1.0.3
-    python scripts/export_plate_model.py --wheel /tmp/wheels/safelicensing-1.0.3-py3-none-any.whl --output /tmp/plate.onnx
+    python scripts/export_plate_model.py --output /tmp/plate.onnx \
+        --wheel /tmp/wheels/safelicensing-1.0.3-py3-none-any.whl
 """
 from __future__ import annotations
 

@@ -173,7 +173,7 @@ class LoadedScene:
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=REPO_ROOT / ".." / "shared" / "data",
-                        help="folder holding %s/ and %s/" % (PLATES_DIR, FACES_DIR))
+                        help=f"folder holding {PLATES_DIR}/ and {FACES_DIR}/")
     parser.add_argument("--output", type=Path, default=REPO_ROOT / "edge" / "data" / "sample",
                         help="where the clip, ground truth and attribution are written")
     parser.add_argument("--crf", type=int, default=CRF, help="libx264 constant rate factor")

@@ -281,7 +281,8 @@ def quantize(spec: ModelSpec, out_path: Path, frames: list[Callable[[], np.ndarr
             extra_options={"CalibStridedMinMax": 16} if len(frames) % 16 == 0 else {},
         )
         pre_ops = _op_counts(onnx.load(str(spec.source))), _op_counts(model)
-    return {"method": method, "exclude": exclude, "activation": activation, "weights": "int8 per channel", "excluded_nodes": exclude_list, "calibration_frames": len(frames),
+    return {"method": method, "exclude": exclude, "activation": activation, "weights": "int8 per channel",
+            "excluded_nodes": exclude_list, "calibration_frames": len(frames),
             "calibration_s": round(time.perf_counter() - started, 1),
             "pre_process_op_counts": {"before": pre_ops[0], "after": pre_ops[1]}}
 

@@ -51,8 +51,8 @@ def _share(values: np.ndarray, tau: float) -> float:
 class CoverageTally:
     """Coverage of every ground-truth box seen, by label and size band."""
 
-    coverage: dict[int, list[float]] = field(default_factory=lambda: {int(l): [] for l in Label})
-    heights: dict[int, list[float]] = field(default_factory=lambda: {int(l): [] for l in Label})
+    coverage: dict[int, list[float]] = field(default_factory=lambda: {int(label): [] for label in Label})
+    heights: dict[int, list[float]] = field(default_factory=lambda: {int(label): [] for label in Label})
 
     def add(self, mask: np.ndarray, xyxy: np.ndarray, label: np.ndarray) -> np.ndarray:
         covered = box_coverage(mask, xyxy)

@@ -35,7 +35,10 @@ def read_yolo(path: Path, builder: TruthBuilder, class_names: Sequence[str] | No
                           "them; give class names or a mapping such as 0=face")
     builder.declare_images()
     for txt, key in per_image_files(labels_dir, builder):
-        width, height = builder.size_of(key)
+        size = builder.size_of(key)
+        if size is None:  # declared keys all have a size; nothing to scale by otherwise
+            continue
+        width, height = size
         for line_no, line in numbered_lines(txt):
             klass, (x1, y1, x2, y2) = _yolo_row(txt, line_no, line.split())
             name = names[klass] if names is not None and 0 <= klass < len(names) else str(klass)

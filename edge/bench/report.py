@@ -120,12 +120,18 @@ def _class_specs(name: str, tau: float) -> list[Spec]:
     def of(get: Callable[[ClassMetrics], Any]) -> Getter:
         return lambda run: get(run.metrics.classes[name])
 
+    def recall_in(band: str) -> Getter:
+        return of(lambda c: c.recall_by_size[band].recall)
+
+    def hidden_in(band: str) -> Getter:
+        return of(lambda c: _band_share(c, band))
+
     specs: list[Spec] = [(f"{name} boxes", of(lambda c: c.gt_boxes), None),
                          (f"{name} recall @ tau {tau:g}", of(lambda c: c.recall), 3)]
     specs += [(f"{name} recall {band} ({_band_text(low, high)})",
-               of(lambda c, band=band: c.recall_by_size[band].recall), 3) for band, low, high in SIZE_BANDS]
+               recall_in(band), 3) for band, low, high in SIZE_BANDS]
     specs.append((f"{name} hidden (stored detail)", of(lambda c: c.hidden), 3))
-    specs += [(f"{name} hidden {band} ({_band_text(low, high)})", of(lambda c, band=band: _band_share(c, band)), 3)
+    specs += [(f"{name} hidden {band} ({_band_text(low, high)})", hidden_in(band), 3)
               for band, low, high in SIZE_BANDS]
     return specs + [
         (f"{name} frame leak rate", of(lambda c: c.frame_leak_rate), 3),

@@ -418,7 +418,7 @@ def _timed(seconds: dict[str, float], stage: str) -> Iterator[None]:
 
 def bench_report(runs: list[RunReport], subject: BenchInput, truth: Annotations) -> BenchReport:
     """The runs side by side, the loader's counts, and what was run on what machine."""
-    facts = {"input": subject.describe(), "annotations_file": truth.issues.source,
+    facts: dict[str, Any] = {"input": subject.describe(), "annotations_file": truth.issues.source,
              "annotations_format": truth.issues.format}
     if not subject.video:
         facts["input"]["scored_images"] = len(scored_images(subject, truth))

@@ -38,7 +38,8 @@ def check_header(path: Path, max_pixels: int) -> None:
                 width, height = image.size
     except Image.DecompressionBombError:
         # Pillow's own refusal starts above any limit dashcam accepts (config.DECOMPRESSION_BOMB_PIXELS).
-        raise SourceError(f"{path}: its header declares more than {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} million "
+        refused = 2 * (Image.MAX_IMAGE_PIXELS or 0)
+        raise SourceError(f"{path}: its header declares more than {refused / 1e6:.0f} million "
                           f"pixels a frame, more than source.max_pixels ({max_pixels / 1e6:g} million); "
                           "refused before decoding") from None
     except (OSError, ValueError, SyntaxError) as exc:  # UnidentifiedImageError is an OSError

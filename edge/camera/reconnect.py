@@ -16,7 +16,8 @@ import logging
 import queue
 import threading
 import time
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import cv2
 

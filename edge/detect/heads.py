@@ -16,7 +16,8 @@ from edge.geometry import scale_boxes
 
 
 def face_to_head(xyxy: np.ndarray, width: float, height: float, raise_: float) -> np.ndarray:
-    """Face boxes widened by `width` and `height` about their centre, the centre raised by `raise_` of the face height."""
+    """Face boxes widened by `width` and `height` about their centre, the centre raised by `raise_` of the face
+    height."""
     return scale_boxes(xyxy.astype(np.float32), width, height, raise_share=raise_).astype(np.float32)
 
 

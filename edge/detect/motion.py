@@ -28,7 +28,7 @@ class MotionEstimator:
     """`between(a, b)`: the 2x3 transform taking full-resolution pixels of keyframe a to keyframe b."""
 
     def __init__(self) -> None:
-        self._orb = cv2.ORB_create(nfeatures=400, fastThreshold=10)
+        self._orb = cv2.ORB_create(nfeatures=400, fastThreshold=10)  # type: ignore[attr-defined]  # in OpenCV, not its stubs
         self._matcher = cv2.BFMatcher(cv2.NORM_HAMMING, crossCheck=True)
 
     def between(self, grey_a: np.ndarray, grey_b: np.ndarray, full_width: int) -> np.ndarray | None:
@@ -50,8 +50,8 @@ class MotionEstimator:
         if desc_a is None or desc_b is None:
             return np.zeros((0, 2), np.float32), np.zeros((0, 2), np.float32)
         matches = self._matcher.match(desc_a, desc_b)
-        points_a = np.float32([keys_a[m.queryIdx].pt for m in matches]).reshape(-1, 2)
-        points_b = np.float32([keys_b[m.trainIdx].pt for m in matches]).reshape(-1, 2)
+        points_a = np.array([keys_a[m.queryIdx].pt for m in matches], np.float32).reshape(-1, 2)
+        points_b = np.array([keys_b[m.trainIdx].pt for m in matches], np.float32).reshape(-1, 2)
         return points_a, points_b
 
 

@@ -163,8 +163,11 @@ class SecondLine:
         return Detections.merge(parts)
 
     def _plates_in(self, image_bgr: np.ndarray, vehicles: np.ndarray) -> Detections:
+        plates = self._plates
+        if plates is None:
+            return Detections.empty()
         height, width = image_bgr.shape[:2]
-        side = self._plates.input_size
+        side = plates.input_size
         # The whole-frame pass sees the frame shrunk to `side`; a vehicle it sees 160 px wide or more
         # shows its plate (a fifth to a third of the car's width) at 30-50 px, which it finds.
         shrink = side / max(width, height)
@@ -172,7 +175,7 @@ class SecondLine:
         placements = pack(cutouts(small, width, height), side, self._config.max_canvases)
         boxes, scores = [], []
         for index in sorted({p.canvas for p in placements}):
-            found, found_score = self._plates.detect_window(render(image_bgr, placements, index, side))
+            found, found_score = plates.detect_window(render(image_bgr, placements, index, side))
             mapped, mapped_score = to_frame(found, found_score, placements, index)
             boxes.append(mapped)
             scores.append(mapped_score)

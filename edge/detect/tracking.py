@@ -219,7 +219,7 @@ class BoxTracker:
         boxes, scores, labels, ids = self._cover(frame_index, *bracket)
         if not boxes:
             return Detections.empty()
-        return _without_contained(Detections(np.stack(boxes), scores, labels, ids))
+        return _without_contained(Detections(np.stack(boxes), np.asarray(scores), np.asarray(labels), np.asarray(ids)))
 
     def _bracket(self, frame_index: int) -> tuple[_Keyframe, _Keyframe] | DetectionFailure:
         """The keyframes at or before and at or after a frame, if both are known and trusted."""
@@ -272,7 +272,7 @@ class BoxTracker:
             assert found is not None  # _bracket refused failed keyframes
             distance = abs(frame_index - keyframe.index)
             for box, score, label, track_id in zip(found.xyxy.astype(np.float64), found.score, found.label,
-                                                   found.track_id):
+                                                   found.ids):
                 add(box, distance, float(score), int(label), int(track_id))
         for box, distance, score, label, track_id in self._moved(frame_index, before, after):  # rule 5
             add(box, distance, score, label, track_id)
@@ -297,7 +297,7 @@ class BoxTracker:
             assert found is not None
             distance = abs(frame_index - keyframe.index)
             for box, score, label, track_id in zip(found.xyxy.astype(np.float64), found.score, found.label,
-                                                   found.track_id):
+                                                   found.ids):
                 moved.append((move_box(box, matrix), distance, float(score), int(label), int(track_id)))
         return moved
 

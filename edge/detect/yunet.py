@@ -47,4 +47,5 @@ class YuNetDetector(StrideFaceDetector):
         blob = model_input_bgr.transpose(2, 0, 1)[None].astype(np.float32)
         raw = self._session.run(self._output_names, {self._input_name: blob})
         outputs = dict(zip(self._output_names, raw))
-        return decode_yunet(outputs, *model_input_bgr.shape[:2], self._score_threshold)
+        height, width = model_input_bgr.shape[:2]
+        return decode_yunet(outputs, height, width, self._score_threshold)

@@ -309,11 +309,12 @@ class FixAssembler:
         return candidate
 
     def _fix(self, sentence: Sentence, t_utc: dt.datetime | None, ok: bool, t_mono_ns: int) -> GpsFix:
-        has_position = sentence.lat is not None and sentence.lon is not None
+        lat, lon = sentence.lat, sentence.lon
+        has_position = lat is not None and lon is not None
         return GpsFix(
             t_utc=t_utc,
-            lat=sentence.lat if has_position else math.nan,
-            lon=sentence.lon if has_position else math.nan,
+            lat=lat if lat is not None and lon is not None else math.nan,
+            lon=lon if lat is not None and lon is not None else math.nan,
             valid=ok and has_position,
             t_mono_ns=t_mono_ns,
             speed_mps=self._speed_mps,

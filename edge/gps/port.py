@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from typing import TypeAlias
+
 import serial
 
 from edge.gps.nmea import BINARY, MAX_LINE_CHARS, OVERLONG
@@ -19,7 +21,7 @@ READ_CHUNK_BYTES = 4096
 
 # What the rest of edge.gps may hold without importing pyserial. serial.SerialException
 # is an OSError subclass, so callers catch OSError for every device failure.
-SerialPort = serial.SerialBase
+SerialPort: TypeAlias = serial.SerialBase
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import collections
 import dataclasses
 import time
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 from edge.errors import SourceError
 from edge.gps.nmea import FixAssembler, classify_and_parse
@@ -25,11 +25,12 @@ def load_fixes(path: Path) -> tuple[list[GpsFix], dict[str, int]]:
         lines = path.read_text(encoding="ascii", errors="replace").splitlines()
     except OSError as exc:
         raise SourceError(f"cannot read NMEA log {path}: {exc.strerror}") from None
-    assembler, fixes, rejected = FixAssembler(), [], collections.Counter()
+    assembler, fixes = FixAssembler(), []
+    rejected: collections.Counter[str] = collections.Counter()
     for line in lines:
         sentence, kind = classify_and_parse(line)
         if sentence is None:
-            rejected[kind] += 1
+            rejected[kind or "unknown"] += 1
             continue
         fix = assembler.update(sentence, 0)
         if fix is not None and fix.t_utc is not None:
@@ -44,8 +45,8 @@ class MediaSyncedReplay:
         fixes, self._rejected = load_fixes(path)
         if not fixes:
             raise SourceError(f"NMEA log {path} contains no timed RMC or GGA sentence")
-        start = fixes[0].t_utc
-        self._offsets = [(fix.t_utc - start).total_seconds() for fix in fixes]
+        stamps = [fix.t_utc for fix in fixes if fix.t_utc is not None]  # load_fixes keeps timed fixes only
+        self._offsets = [(stamp - stamps[0]).total_seconds() for stamp in stamps]
         self._fixes = fixes
         self._media_time_s = media_time_s
         self._stale_after_s = stale_after_s

@@ -15,6 +15,7 @@ nothing more may be freed.
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 import os
 import stat
@@ -84,7 +85,7 @@ class PartialFile:
         view = memoryview(data).cast("B")
         total = len(view)
         while view:
-            written = with_room(lambda: os.write(self._fd, view), self._make_room)
+            written = with_room(functools.partial(os.write, self._fd, view), self._make_room)
             view = view[written:]
         return total
 

@@ -11,7 +11,8 @@ import datetime as dt
 import importlib
 import logging
 import threading
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
+from collections.abc import Callable
 
 from edge.errors import ConfigError, SourceError
 

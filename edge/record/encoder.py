@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import logging
 import time
+import typing
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -143,19 +144,22 @@ class VideoEncoder:
         rate = fps_fraction(fps)
         self._time_base = time_base_for(muxer, codec, rate)
         self._frame_ticks = max(1, round(1 / (rate * self._time_base)))  # one nominal frame
-        self._stream = self._container.add_stream(codec, rate=rate, time_base=self._time_base)
+        # A video codec name gives a video stream (PyAV's type is the union of all kinds).
+        self._stream = typing.cast(av.VideoStream, self._container.add_stream(codec, rate=rate,
+                                                                              time_base=self._time_base))
         self._stream.codec_context.time_base = self._time_base  # frames are rebased to it; older PyAV kept 1/rate
         self._stream.width, self._stream.height = width, height
         # x264's 4:2:0 needs even sides; odd-sized input keeps its size in 4:4:4 instead.
         even = width % 2 == 0 and height % 2 == 0
         self._stream.pix_fmt = "yuv420p" if even or codec != "libx264" else "yuv444p"
-        codec_options = {"crf": str(settings.crf), "preset": settings.preset} if codec == "libx264" else {}
+        codec_options: dict[str, str] = ({"crf": str(settings.crf), "preset": settings.preset}
+                                         if codec == "libx264" else {})
         if crash_safe:
             self._stream.codec_context.gop_size = max(1, round(fps * KEYFRAME_INTERVAL_S))
             if codec == "libx264":
                 codec_options["rc-lookahead"] = str(min(_PRESET_LOOKAHEAD.get(settings.preset, 10),
                                                         max(1, round(fps * LOOKAHEAD_MAX_S))))
-        self._stream.options = codec_options
+        self._stream.options = dict(codec_options)
         self._size = (width, height)
 
     def write(self, frame: RedactedFrame) -> None:

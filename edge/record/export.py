@@ -3,7 +3,8 @@
 The copies are made with the same partial-fsync-rename discipline as recording, so a
 USB stick pulled mid-export holds no half file under a final name. Only finished
 segments are exported, and only regular files found in the recordings folder and its
-`locked/` (never through a symlink, see `RecordingsFolder.segments`); the footage itself is already anonymized, nothing is re-encoded.
+`locked/` (never through a symlink, see `RecordingsFolder.segments`); the footage itself
+is already anonymized, nothing is re-encoded.
 """
 from __future__ import annotations
 

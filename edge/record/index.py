@@ -196,7 +196,7 @@ class TripsIndex:
                               "ORDER BY start_utc DESC LIMIT 1", (start_utc,)).fetchone()
         if previous is not None and _gap_s(previous[1], start_utc) <= self._trip_gap_s:
             return int(previous[0])
-        return int(db.execute("INSERT INTO trips DEFAULT VALUES").lastrowid)
+        return int(db.execute("INSERT INTO trips DEFAULT VALUES").lastrowid or 0)  # set by every INSERT
 
     def remove(self, names: list[str]) -> None:
         def delete(db: sqlite3.Connection) -> None:
@@ -240,7 +240,14 @@ class TripsIndex:
             query += " AND locked = 1"
         with self._mutex:
             rows = self._db.execute(query + " ORDER BY start_utc, name", args).fetchall()
-        return [SegmentRow(*row[:12], bool(row[12]), bool(row[13])) for row in rows]
+        return [_segment_row(row) for row in rows]
+
+
+def _segment_row(row: tuple) -> SegmentRow:
+    (name, trip_id, start_utc, end_utc, duration_s, frame_count, size_bytes, distance,
+     min_lat, min_lon, max_lat, max_lon, locked, recovered) = row
+    return SegmentRow(name, trip_id, start_utc, end_utc, duration_s, frame_count, size_bytes, distance,
+                      min_lat, min_lon, max_lat, max_lon, bool(locked), bool(recovered))
 
 
 def _gap_s(end_utc: str, start_utc: str) -> float:

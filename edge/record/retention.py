@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Sequence
+from collections.abc import Sequence
 
 from edge.errors import StorageError
 from edge.record.store import StoredSegment

@@ -181,7 +181,8 @@ class SegmentRecorder:
             log.info("no frames for %.1f s: finishing %s and starting a new segment",
                      gap_ns / 1e9, self._current.encoder.final_path.name)
             self._finish()
-        elif self._current is not None and self._length_with(frame) > self._segment_ns + self._frame_ns // 2:
+        elif (self._current is not None
+              and self._length_with(self._current, frame) > self._segment_ns + self._frame_ns // 2):
             self._finish()  # after frames were dropped: this one would overrun the segment, so it starts the next
         if self._current is None:
             self._current = self._open(frame, gap_before_s=gap_ns / 1e9 if long_gap else None)
@@ -197,12 +198,12 @@ class SegmentRecorder:
         last = segment.snapshot_mono_ns
         if last is None or frame.t_mono_ns - last >= SNAPSHOT_INTERVAL_S * 1e9:
             self._write_snapshot(segment)
-        if self._length_with(frame) >= self._segment_ns - self._frame_ns // 2:
+        if self._length_with(segment, frame) >= self._segment_ns - self._frame_ns // 2:
             self._finish()
 
-    def _length_with(self, frame: RedactedFrame) -> int:
-        """The current segment's length in ns if `frame` were its last: from its first frame, plus one frame."""
-        return frame.timeline_ns - self._current.start_timeline_ns + self._frame_ns
+    def _length_with(self, segment: _OpenSegment, frame: RedactedFrame) -> int:
+        """The segment's length in ns if `frame` were its last: from its first frame, plus one frame."""
+        return frame.timeline_ns - segment.start_timeline_ns + self._frame_ns
 
     def _add_location(self, segment: _OpenSegment, frame: RedactedFrame) -> None:
         """Store at most one rounded, zone-filtered point per track interval of GPS time."""
@@ -267,7 +268,7 @@ class SegmentRecorder:
 
     def _lock_finished(self, recent: _Recent, t_utc: dt.datetime) -> None:
         stored = self._folder.lock(recent.stored, t_utc, self._make_room)
-        self._index.add(stored)
+        self._trips.add(stored)
         sidecar = read_sidecar(stored.sidecar_path)
         if sidecar is not None:
             self.events.publish(SegmentEvent("locked", stored.video_path, stored.sidecar_path, sidecar))
@@ -305,6 +306,8 @@ class SegmentRecorder:
 
     def _finish(self, at_close: bool = False) -> None:
         segment, self._current = self._current, None
+        if segment is None:
+            return
         video_path = segment.encoder.close()
         sidecar_path = video_path.with_suffix(SIDECAR_SUFFIX)
         sidecar = self._sidecar(segment, video_path)
@@ -314,7 +317,7 @@ class SegmentRecorder:
         if segment.locked_utc is not None:
             stored = self._folder.lock(stored, segment.locked_utc, self._make_room)
             log.warning("locked %s", stored.name)
-        self._index.add(stored, sidecar)
+        self._trips.add(stored, sidecar)
         self.finished.append(SegmentInfo(stored.video_path, stored.sidecar_path, segment.counts, stored.locked))
         final = sidecar.replace(video=stored.name) if stored.locked else sidecar
         self.events.publish(SegmentEvent("finished", stored.video_path, stored.sidecar_path, final))
@@ -350,6 +353,12 @@ class SegmentRecorder:
             if raise_when_full:
                 raise StorageFullError(message)  # the CLI prints it, once
             log.warning("%s", message)
+
+    @property
+    def _trips(self) -> TripsIndex:
+        if self._index is None:
+            raise RuntimeError("the trips index is opened by __init__, before any segment is written")
+        return self._index
 
     def _delete(self, segments: list[StoredSegment]) -> None:
         for segment in segments:

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import av
 import cv2
-import numpy as np
 import pytest
 
 from conftest import canary_frames, read_all_frames, write_clip

@@ -99,7 +99,8 @@ def test_the_measure_sees_the_faces_when_nothing_hides_them(cut_clip):
 
 
 def _busy_loops(count: int) -> list[subprocess.Popen]:
-    return [subprocess.Popen([sys.executable, "-c", "import time\nend = time.time() + 120\nwhile time.time() < end: pass"])
+    spin = "import time\nend = time.time() + 120\nwhile time.time() < end: pass"
+    return [subprocess.Popen([sys.executable, "-c", spin])
             for _ in range(count)]
 
 

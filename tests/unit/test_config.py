@@ -185,6 +185,7 @@ def test_an_endless_config_file_is_refused_without_reading_it_all():
         load_config(Path("/dev/zero"))
 
 
-@pytest.mark.parametrize("content", [b"detect:\n  timeout_ms: 100\ndetect:\n  timeout_ms: 9000\n", b"\xff\xfe\x00binary"])
+@pytest.mark.parametrize("content", [b"detect:\n  timeout_ms: 100\ndetect:\n  timeout_ms: 9000\n",
+                                     b"\xff\xfe\x00binary"])
 def test_the_cli_refuses_a_duplicate_key_or_a_binary_file_in_one_line_with_exit_2(tmp_path, content):
     assert "bad.yaml" in _run_refused(tmp_path, content)

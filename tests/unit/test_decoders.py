@@ -1,5 +1,4 @@
 """The three decoders on hand-built raw outputs, then the real models on real pixels."""
-from pathlib import Path
 
 import numpy as np
 import pytest

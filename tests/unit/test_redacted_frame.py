@@ -74,7 +74,7 @@ def test_a_guessed_seal_is_refused(sealed, guess):
 def test_an_instance_made_without_init_holds_nothing_and_is_refused(encoder):
     blank = object.__new__(RedactedFrame)
     with pytest.raises(TypeError, match="not sealed"):
-        blank.image_bgr
+        _ = blank.image_bgr
     with pytest.raises(TypeError, match="not sealed"):
         encoder.write(blank)
     assert encoder.frame_count == 0
