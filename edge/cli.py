@@ -47,7 +47,8 @@ from edge.record.export import export as export_segments
 from edge.record.gpx import export_gpx
 from edge.record.index import TripsIndex
 from edge.record.lease import LOCK_SIGNAL, running_recorder, signal_lock
-from edge.record.segments import LoopOptions, SegmentRecorder
+from edge.record.loop import LoopOptions, LoopStore
+from edge.record.segments import SegmentRecorder
 from edge.record.store import RecordingsFolder
 from edge.redact import Redactor
 from edge.service import Watchdog, notify
@@ -194,11 +195,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     location = location_provider(config.gps, config.source.kind, media_clock(source))
     policy = LocationPolicy.from_config(config.gps)
     signal.signal(LOCK_SIGNAL, signal.SIG_IGN)  # until the recorder exists: a lock then must not kill us
-    recorder = SegmentRecorder(directory, source.width, source.height, source.fps, config.record.segment_seconds,
+    store = LoopStore.open(directory, LoopOptions.from_config(config.record))  # lease, recovery, index, retention
+    recorder = SegmentRecorder(store, source.width, source.height, source.fps, config.record.segment_seconds,
                                _encoder_settings(config), model_ids(config.detect), source.name,
                                location_policy=policy if location else None,
-                               track_interval_s=config.gps.track_interval_s,
-                               loop=LoopOptions.from_config(config.record))
+                               track_interval_s=config.gps.track_interval_s)
     signal.signal(LOCK_SIGNAL, lambda _signum, _frame: recorder.request_lock())
     button = (GpioLockButton.open(config.record.lock_gpio_line, recorder.request_lock)
               if config.record.lock_gpio_line else None)

@@ -16,10 +16,11 @@ from typing import Any
 
 import yaml
 
+from edge.detect.models import keys_for
 from edge.errors import ConfigError
 
-
-FACE_MODELS = ("yunet", "yolo5face", "centerface")
+# Model choices come from the model registry (edge/detect/models.py), one entry per model.
+FACE_MODELS = keys_for("face")
 # A config is a few kB; anything much larger is the wrong file (or an attempt to exhaust memory).
 MAX_CONFIG_BYTES = 1 << 20
 # Keys of older releases, and what took their place: an old config gets told, not just refused.
@@ -103,7 +104,7 @@ class PeopleConfig:
     model: str = _opt("yolov5n_coco_int8", "person and vehicle model: yolov5n_coco_int8 (0.57x the CPU time of the "
                                            "fp32 file; at threshold 0.25 it hides as many dev heads as fp32 at 0.3) "
                                            "or yolov5n_coco (fp32, for GPUs)",
-                      choices=("yolov5n_coco", "yolov5n_coco_int8"))
+                      choices=keys_for("people"))
     score_threshold: float = _opt(0.25, "minimum person or vehicle score kept (int8 scores run about 0.02 "
                                         "lower than fp32)", min=0.05, max=0.9)
     nms_iou: float = _opt(0.5, "overlap above which the weaker of two boxes of a class is dropped", min=0.2, max=1.0)
@@ -128,7 +129,7 @@ class PlateDetectorConfig:
     enabled: bool = _opt(True, "detect and redact licence plates")
     model: str = _opt("plate_yolov8n_int8", "plate model: the int8 file (2.5x less CPU than fp32, every fp32 box kept "
                                             "on held-out photos) or plate_yolov8n, the fp32 file, for accelerators "
-                                            "where int8 is slower", choices=("plate_yolov8n_int8", "plate_yolov8n"))
+                                            "where int8 is slower", choices=keys_for("plate"))
     score_threshold: float = _opt(0.03, "minimum score kept; low on purpose, favouring recall (the int8 model "
                                         "scores faint plates lower than fp32; dev plates hidden 88.1 % at 0.06, "
                                         "90.6 % at 0.03 for 0.1 point more area; at most 0.9: near 1 nothing is "

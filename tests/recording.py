@@ -13,7 +13,8 @@ import numpy as np
 from conftest import write_clip
 from edge.config import RedactConfig
 from edge.record.encoder import EncoderSettings
-from edge.record.segments import LoopOptions, SegmentRecorder
+from edge.record.loop import LoopOptions
+from edge.record.segments import SegmentRecorder
 from edge.redact import RedactedFrame, Redactor
 from edge.types import Detections, Frame
 
@@ -32,7 +33,7 @@ def redacted(index: int, t_mono_ns: int, seed: int = 0) -> RedactedFrame:
 
 
 def recorder(directory: Path, loop: LoopOptions | None = None, segment_seconds: float = 1.0) -> SegmentRecorder:
-    return SegmentRecorder(directory, *SIZE, FPS, segment_seconds, EncoderSettings(preset="ultrafast"),
+    return SegmentRecorder.open(directory, *SIZE, FPS, segment_seconds, EncoderSettings(preset="ultrafast"),
                            {"scripted": "0"}, "test", loop=loop)
 
 

@@ -8,7 +8,9 @@ hides; see `edge.detect.second_line`) and motor vehicles (whose plates it search
 from __future__ import annotations
 
 import numpy as np
+import onnxruntime as ort
 
+from edge.config import DetectConfig
 from edge.detect.boxes import clip_boxes, cxcywh_to_xyxy, letterbox_blob, nms
 from edge.detect.session import SquareInputModel
 
@@ -36,6 +38,10 @@ class CocoDetector(SquareInputModel):
     """Persons and vehicles in one 640 letterbox of the whole frame, NMS per class."""
 
     name = "yolov5n_coco"
+
+    @classmethod
+    def from_config(cls, session: ort.InferenceSession, config: DetectConfig) -> CocoDetector:
+        return cls(session, config.people.score_threshold, config.people.nms_iou)
 
     def detect(self, image_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """`(xyxy, score, class_id)` in the image's pixels."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import onnxruntime as ort
 
+from edge.config import DetectConfig
 from edge.detect.boxes import clip_boxes, nms, resize_for_stride
 from edge.types import Detections, Label
 
@@ -15,6 +16,11 @@ class StrideFaceDetector:
     """
 
     name = "face"
+
+    @classmethod
+    def from_config(cls, session: ort.InferenceSession, config: DetectConfig) -> StrideFaceDetector:
+        faces = config.faces
+        return cls(session, faces.score_threshold, faces.nms_iou, faces.input_long_side)
 
     def __init__(self, session: ort.InferenceSession, score_threshold: float, nms_iou: float,
                  input_long_side: int) -> None:

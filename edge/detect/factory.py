@@ -1,20 +1,16 @@
-"""Builds the configured detectors from verified model files (called from the CLI only)."""
+"""Builds the configured detectors from verified model files, each by the class the model registry names."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from edge.config import DetectConfig
 from edge.detect import Detector
-from edge.detect.centerface import CenterFaceDetector
-from edge.detect.coco import CocoDetector
 from edge.detect.guard import GuardedDetector
 from edge.detect.models import MODELS, resolve_model
 from edge.detect.second_line import SecondLine
 from edge.detect.session import create_session
 from edge.detect.union import FaceUnion
-from edge.detect.yolo import PlateYoloDetector
-from edge.detect.yolo5face import Yolo5FaceDetector
-from edge.detect.yunet import YuNetDetector
 
 
 def model_keys(config: DetectConfig) -> list[str]:
@@ -35,30 +31,24 @@ def build_detectors(config: DetectConfig, live: bool = False) -> list[Detector]:
         path = resolve_model(key, models_dir)
         return create_session(path, config.providers, config.intra_op_threads)
 
+    def build(key: str) -> Any:
+        """The registry's detector class for `key`, built from its own part of the config."""
+        return MODELS[key].detector_class().from_config(session_for(key), config)
+
     detectors: list[Detector] = []
     faces = config.faces
     if faces.enabled:
-        detectors.append(FaceUnion([_face_model(key, session_for(key), config) for key in faces.models],
+        detectors.append(FaceUnion([build(key) for key in faces.models],
                                    faces.head_width, faces.head_height, faces.head_raise))
-    plates = config.plates
     plate_detector = None
-    if plates.enabled:
-        plate_detector = PlateYoloDetector(session_for(plates.model), plates.score_threshold, plates.nms_iou,
-                                           plates.tiles, plates.road_top, plates.road_bottom, plates.tile_every)
+    if config.plates.enabled:
+        plate_detector = build(config.plates.model)
         detectors.append(plate_detector)
     people = config.people
     if people.enabled:
-        coco = CocoDetector(session_for(people.model), people.score_threshold, people.nms_iou)
-        detectors.append(SecondLine(coco, plate_detector, people, every=people.live_every if live else 1))
+        detectors.append(SecondLine(build(people.model), plate_detector, people,
+                                    every=people.live_every if live else 1))
     return detectors
-
-
-def _face_model(key: str, session, config: DetectConfig) -> Detector:
-    faces = config.faces
-    if key == "yolo5face":
-        return Yolo5FaceDetector(session, faces.score_threshold, faces.nms_iou)
-    model_class = YuNetDetector if key == "yunet" else CenterFaceDetector
-    return model_class(session, faces.score_threshold, faces.nms_iou, faces.input_long_side)
 
 
 def guarded(detectors: list[Detector], config: DetectConfig, live: bool) -> GuardedDetector:

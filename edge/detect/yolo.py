@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import onnxruntime as ort
 
+from edge.config import DetectConfig
 from edge.detect.boxes import clip_boxes, cxcywh_to_xyxy, letterbox_blob, nms
 from edge.detect.session import SquareInputModel
 from edge.types import Detections, Label
@@ -54,6 +55,12 @@ class PlateYoloDetector(SquareInputModel):
     """
 
     name = "plate_yolov8n"
+
+    @classmethod
+    def from_config(cls, session: ort.InferenceSession, config: DetectConfig) -> PlateYoloDetector:
+        plates = config.plates
+        return cls(session, plates.score_threshold, plates.nms_iou, plates.tiles, plates.road_top,
+                   plates.road_bottom, plates.tile_every)
 
     def __init__(self, session: ort.InferenceSession, score_threshold: float, nms_iou: float,
                  tiles: str = "none", road_top: float = 0.0, road_bottom: float = 1.0, tile_every: int = 1) -> None:

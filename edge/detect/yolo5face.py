@@ -8,7 +8,9 @@ misses (masked, half-turned, seen from above), so dashcam runs it beside YuNet.
 from __future__ import annotations
 
 import numpy as np
+import onnxruntime as ort
 
+from edge.config import DetectConfig
 from edge.detect.boxes import clip_boxes, letterbox_blob, nms
 from edge.detect.session import SquareInputModel
 from edge.types import Detections, Label
@@ -55,6 +57,10 @@ class Yolo5FaceDetector(SquareInputModel):
     """Faces on one 640 letterbox of the whole frame."""
 
     name = "yolo5face"
+
+    @classmethod
+    def from_config(cls, session: ort.InferenceSession, config: DetectConfig) -> Yolo5FaceDetector:
+        return cls(session, config.faces.score_threshold, config.faces.nms_iou)
 
     def detect(self, image_bgr: np.ndarray) -> Detections:
         height, width = image_bgr.shape[:2]

@@ -7,12 +7,13 @@ second; see `edge.record.encoder`) next to a snapshot of its sidecar (`.json.par
 rewritten every few seconds and at once on a lock), so a power cut loses about the last
 second handed to the recorder and `edge.record.recovery` finishes the file on the next start.
 
-Around the encoder, `SegmentRecorder` owns the loop-recording life of the folder:
-the lease (one recorder per folder), recovery at start, incident locks, retention
-after every segment and the trips index. It is a pipeline sink (`write`,
-`note_dropped`, `close`, all called from one thread) plus `request_lock`, which any
-thread or signal handler may call. Finished and locked segments are announced on
-`events` (edge.record.events) with their typed sidecar.
+`SegmentRecorder` cuts segments, runs their encoders, writes their sidecars and
+snapshots, samples the GPS track and applies incident locks. The folder itself (lease,
+recovery, trips index, retention, room on a full disk) is the `LoopStore` it is given
+(edge.record.loop), opened by the caller: the recorder's constructor does no I/O. It is a
+pipeline sink (`write`, `note_dropped`, `close`, all called from one thread) plus
+`request_lock`, which any thread or signal handler may call. Finished and locked segments
+are announced on `events` (edge.record.events) with their typed sidecar.
 """
 from __future__ import annotations
 
@@ -23,21 +24,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edge import __version__
-from edge.config import RecordConfig
-from edge.errors import StorageError, UserError
+from edge.errors import UserError
 from edge.gps.privacy import LocationPolicy
 from edge.record.atomic import partial_path
 from edge.record.encoder import EncoderSettings, VideoEncoder, fps_fraction
 from edge.record.events import SegmentEvent, SegmentEvents
 from edge.record.incident import LockRequests
-from edge.record.index import TripsIndex
-from edge.record.lease import RecorderLease
-from edge.record.recovery import recover
-from edge.record.retention import (RetentionPolicy, StorageFullError, describe_disk_full, describe_full,
-                                  oldest_deletable, plan_retention)
+from edge.record.loop import LoopOptions, LoopStore
 from edge.record.sidecar import LocationSummary, RedactionCounts, Sidecar
-from edge.record.store import (SIDECAR_SUFFIX, RecordingsFolder, StoredSegment, format_utc, parse_utc,
-                               read_sidecar, write_sidecar)
+from edge.record.store import SIDECAR_SUFFIX, StoredSegment, format_utc, parse_utc, read_sidecar, write_sidecar
 from edge.redact import RedactedFrame, require_redacted
 
 log = logging.getLogger(__name__)
@@ -46,22 +41,6 @@ SNAPSHOT_INTERVAL_S = 5.0
 # A pause on the timeline longer than this (camera blind, reconnecting) starts a new segment,
 # with the gap in its sidecar, rather than a file that shows one frame frozen for that long.
 GAP_SPLIT_S = 2.0
-
-
-@dataclass(frozen=True)
-class LoopOptions:
-    """Loop-recording behaviour, from the `record` config section."""
-
-    retention: RetentionPolicy = RetentionPolicy()
-    lock_before_s: float = 30.0
-    lock_after_s: float = 30.0
-    trip_gap_s: float = 300.0
-
-    @classmethod
-    def from_config(cls, record: RecordConfig) -> LoopOptions:
-        return cls(RetentionPolicy.from_preset(record.retention, record.max_age_hours, record.max_bytes,
-                                               record.min_free_bytes),
-                   record.lock_before_seconds, record.lock_after_seconds, record.trip_gap_seconds)
 
 
 @dataclass
@@ -121,11 +100,12 @@ class SegmentRecorder:
     frame however many frames were dropped, and its sidecar's `duration_s` is that time.
     """
 
-    def __init__(self, directory: Path, width: int, height: int, fps: float, segment_seconds: float,
+    def __init__(self, store: LoopStore, width: int, height: int, fps: float, segment_seconds: float,
                  settings: EncoderSettings, model_ids: dict[str, str], source_name: str,
-                 location_policy: LocationPolicy | None = None, track_interval_s: float = 1.0,
-                 loop: LoopOptions | None = None) -> None:
-        self._folder = RecordingsFolder(directory)
+                 location_policy: LocationPolicy | None = None, track_interval_s: float = 1.0) -> None:
+        """`store` is opened (lease held, folder recovered, index open); nothing here touches the disk."""
+        self._store = store
+        self._folder = store.folder
         self._size = (width, height)
         self._fps = fps
         self._segment_ns = round(segment_seconds * 1e9)
@@ -136,7 +116,7 @@ class SegmentRecorder:
         self._source_name = source_name
         self._location_policy = location_policy
         self._track_interval_ns = int(track_interval_s * 1e9)
-        self._loop = loop or LoopOptions()
+        self._loop = store.options
         self._locks = LockRequests(self._loop.lock_before_s, self._loop.lock_after_s)
         self._current: _OpenSegment | None = None
         self._last_timeline_ns: int | None = None
@@ -144,20 +124,21 @@ class SegmentRecorder:
         self._recent: deque[_Recent] = deque()
         self._failed = False
         self.finished: list[SegmentInfo] = []
-        self.deleted_for_full_disk = 0  # segments freed because a write failed for space
         self.events = SegmentEvents()  # finished and locked segments, with their sidecars
-        self._index: TripsIndex | None = None  # opened after recovery
-        self._folder.create()
-        self._lease = RecorderLease.acquire(self._folder, self._make_room)
-        try:
-            recover(self._folder, self._make_room)
-            self._index = TripsIndex.open(self._folder, self._loop.trip_gap_s)
-            self._identity = self._folder.identity()
-            self._reserve_bytes = self._initial_reserve()
-            self._apply_retention()
-        except BaseException:  # noqa: BLE001 - re-raised; only the lease is released on the way out
-            self._lease.release()
-            raise
+        store.on_delete(self._forget)
+
+    @classmethod
+    def open(cls, directory: Path, width: int, height: int, fps: float, segment_seconds: float,
+             settings: EncoderSettings, model_ids: dict[str, str], source_name: str,
+             location_policy: LocationPolicy | None = None, track_interval_s: float = 1.0,
+             loop: LoopOptions | None = None) -> SegmentRecorder:
+        """Open the folder's `LoopStore` (all the start-up I/O) and a recorder on it."""
+        return cls(LoopStore.open(directory, loop), width, height, fps, segment_seconds, settings, model_ids,
+                   source_name, location_policy, track_interval_s)
+
+    @property
+    def deleted_for_full_disk(self) -> int:
+        return self._store.deleted_for_full_disk
 
     @property
     def directory(self) -> Path:
@@ -238,9 +219,7 @@ class SegmentRecorder:
                 raise
             log.error("could not finish the last segment after the earlier error: %s", exc)
         finally:
-            if self._index is not None:
-                self._index.close()
-            self._lease.release()
+            self._store.close()
 
     # ---- incident locks -------------------------------------------------------------------------------------
 
@@ -267,8 +246,7 @@ class SegmentRecorder:
             self._write_snapshot(segment)  # a power cut right after the crash must not lose the lock
 
     def _lock_finished(self, recent: _Recent, t_utc: dt.datetime) -> None:
-        stored = self._folder.lock(recent.stored, t_utc, self._make_room)
-        self._trips.add(stored)
+        stored = self._store.lock(recent.stored, t_utc)
         sidecar = read_sidecar(stored.sidecar_path)
         if sidecar is not None:
             self.events.publish(SegmentEvent("locked", stored.video_path, stored.sidecar_path, sidecar))
@@ -284,12 +262,10 @@ class SegmentRecorder:
     # ---- segment files --------------------------------------------------------------------------------------
 
     def _open(self, frame: RedactedFrame, gap_before_s: float | None) -> _OpenSegment:
-        if self._folder.identity() != self._identity:
-            raise StorageError(f"recordings folder {self._folder.root} was replaced while recording "
-                               "(card swapped or unmounted?)")
+        self._store.check_folder()
         video_path = self._folder.new_video_path(frame.t_utc)
         encoder = VideoEncoder(video_path, *self._size, self._fps, self._settings, crash_safe=True,
-                               make_room=self._make_room)
+                               make_room=self._store.make_room)
         segment = _OpenSegment(encoder=encoder, start_utc=_iso(frame), start_mono_ns=frame.t_mono_ns,
                                start_timeline_ns=frame.timeline_ns, end_mono_ns=frame.t_mono_ns,
                                gap_before_s=gap_before_s)
@@ -301,7 +277,7 @@ class SegmentRecorder:
         """The sidecar so far, as `X.json.partial`: what recovery needs after a power cut."""
         video_path = segment.encoder.final_path
         snapshot = self._sidecar(segment, video_path).replace(in_progress=True)
-        write_sidecar(partial_path(video_path.with_suffix(SIDECAR_SUFFIX)), snapshot, self._make_room)
+        write_sidecar(partial_path(video_path.with_suffix(SIDECAR_SUFFIX)), snapshot, self._store.make_room)
         segment.snapshot_mono_ns = segment.end_mono_ns
 
     def _finish(self, at_close: bool = False) -> None:
@@ -311,20 +287,18 @@ class SegmentRecorder:
         video_path = segment.encoder.close()
         sidecar_path = video_path.with_suffix(SIDECAR_SUFFIX)
         sidecar = self._sidecar(segment, video_path)
-        write_sidecar(sidecar_path, sidecar, self._make_room)
+        write_sidecar(sidecar_path, sidecar, self._store.make_room)
         partial_path(sidecar_path).unlink(missing_ok=True)
         stored = StoredSegment(video_path, parse_utc(segment.start_utc), video_path.stat().st_size, locked=False)
         if segment.locked_utc is not None:
-            stored = self._folder.lock(stored, segment.locked_utc, self._make_room)
+            stored = self._folder.lock(stored, segment.locked_utc, self._store.make_room)
             log.warning("locked %s", stored.name)
-        self._trips.add(stored, sidecar)
         self.finished.append(SegmentInfo(stored.video_path, stored.sidecar_path, segment.counts, stored.locked))
         final = sidecar.replace(video=stored.name) if stored.locked else sidecar
         self.events.publish(SegmentEvent("finished", stored.video_path, stored.sidecar_path, final))
         self._remember(_Recent(stored, segment.start_mono_ns, segment.end_mono_ns))
-        self._reserve_bytes = max(self._reserve_bytes, stored.size_bytes)
         log.info("finished %s: %d frames", video_path.name, segment.counts.frames)
-        self._apply_retention(raise_when_full=not at_close)
+        self._store.keep(stored, final, at_close=at_close)
 
     def _remember(self, recent: _Recent) -> None:
         """Keep the finished segments a later lock request can still reach back to."""
@@ -333,53 +307,9 @@ class SegmentRecorder:
         while self._recent and self._recent[0].end_mono_ns < horizon:
             self._recent.popleft()
 
-    # ---- retention ------------------------------------------------------------------------------------------
-
-    def _initial_reserve(self) -> int:
-        """Room for the next segment before this run has finished one: the largest recent segment."""
-        recent = self._folder.segments()[-5:]
-        return max((s.size_bytes for s in recent), default=0)
-
-    def _apply_retention(self, raise_when_full: bool = True) -> None:
-        policy = self._loop.retention
-        plan = plan_retention(self._folder.segments(), policy, dt.datetime.now(dt.timezone.utc),
-                              self._folder.free_bytes(), self._reserve_bytes)
-        self._delete(plan.delete)
-        if plan.delete:
-            log.info("retention: deleted %d segments older than the retention age and %d for space",
-                     len(plan.expired), len(plan.for_space))
-        if plan.full:
-            message = describe_full(plan, policy, str(self._folder.root))
-            if raise_when_full:
-                raise StorageFullError(message)  # the CLI prints it, once
-            log.warning("%s", message)
-
-    @property
-    def _trips(self) -> TripsIndex:
-        if self._index is None:
-            raise RuntimeError("the trips index is opened by __init__, before any segment is written")
-        return self._index
-
-    def _delete(self, segments: list[StoredSegment]) -> None:
-        for segment in segments:
-            self._folder.delete(segment)
-        if segments and self._index is not None:
-            self._index.remove([s.name for s in segments])
-        deleted = {s.video_path for s in segments}
+    def _forget(self, deleted: set[Path]) -> None:
+        """Retention deleted these: a later lock cannot reach back to them."""
         self._recent = deque(r for r in self._recent if r.stored.video_path not in deleted)
-
-    def _make_room(self) -> None:
-        """A write failed for lack of space before the budget said so: free the oldest unlocked segment,
-        or stop with one line when retention allows nothing more (see `edge.record.atomic.RoomMaker`)."""
-        segments = self._folder.segments()
-        oldest = oldest_deletable(segments, self._loop.retention)
-        if oldest is None:
-            locked_bytes = sum(s.size_bytes for s in segments if s.locked)
-            raise StorageFullError(describe_disk_full(self._loop.retention, locked_bytes, str(self._folder.root)))
-        log.warning("the disk is full: deleting the oldest unlocked segment %s (%.1f MB) to keep recording",
-                    oldest.name, oldest.size_bytes / 1e6)
-        self._delete([oldest])
-        self.deleted_for_full_disk += 1
 
     # ---- sidecars -------------------------------------------------------------------------------------------
 

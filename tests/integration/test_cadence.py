@@ -81,7 +81,7 @@ class SlowSink:
 
 def _run(clip: Path, out: Path, detector, tracking: TrackConfig, live: bool = False, sink_delay_s: float = 0.0):
     source = VideoFileSource(clip, realtime=live)
-    recorder = SegmentRecorder(out, source.width, source.height, source.fps, 60.0,
+    recorder = SegmentRecorder.open(out, source.width, source.height, source.fps, 60.0,
                                EncoderSettings(crf=12, preset="ultrafast"), {"patch": "0"}, clip.name)
     sink = SlowSink(recorder, sink_delay_s) if sink_delay_s else recorder
     guarded = GuardedDetector([detector], 5.0)
@@ -201,7 +201,7 @@ def test_a_camera_stuck_inside_read_does_not_hang_the_stop(tmp_path):
         def close(self):
             inner.close()
 
-    recorder = SegmentRecorder(tmp_path / "rec", inner.width, inner.height, inner.fps, 60.0,
+    recorder = SegmentRecorder.open(tmp_path / "rec", inner.width, inner.height, inner.fps, 60.0,
                                EncoderSettings(preset="ultrafast"), {"patch": "0"}, "stuck")
     guarded = GuardedDetector([PatchFinder()], 0.5)
     stop = threading.Event()
@@ -233,7 +233,7 @@ class FixedGovernor:
 
 def _run_governed(clip: Path, out: Path, detector, governor: FixedGovernor, live: bool):
     source = VideoFileSource(clip, realtime=live)
-    recorder = SegmentRecorder(out, source.width, source.height, source.fps, 60.0,
+    recorder = SegmentRecorder.open(out, source.width, source.height, source.fps, 60.0,
                                EncoderSettings(crf=12, preset="ultrafast"), {"patch": "0"}, clip.name)
     guarded = GuardedDetector([detector], 5.0)
     try:

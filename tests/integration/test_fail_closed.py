@@ -26,7 +26,7 @@ PATCH_BOX = Detections(np.array([[100, 60, 180, 140]], np.float32), np.ones(1), 
 def _record(clip: Path, out: Path, detector, on_failure: str = "blur_frame", timeout_s: float = 5.0,
             segment_seconds: float = 60.0):
     source = VideoFileSource(clip, realtime=False)
-    recorder = SegmentRecorder(out, source.width, source.height, source.fps, segment_seconds,
+    recorder = SegmentRecorder.open(out, source.width, source.height, source.fps, segment_seconds,
                                EncoderSettings(crf=12, preset="ultrafast"), {"scripted": "0"}, clip.name)
     guarded = GuardedDetector([detector], timeout_s)
     # Every frame detected, so each scripted call is one frame (test_cadence.py covers keyframes).

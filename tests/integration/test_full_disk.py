@@ -16,7 +16,7 @@ from edge.errors import StorageError
 from edge.record.atomic import write_atomic
 from edge.record.index import TripsIndex
 from edge.record.retention import RetentionPolicy, StorageFullError
-from edge.record.segments import LoopOptions
+from edge.record.loop import LoopOptions
 from edge.record.store import RecordingsFolder
 from recording import FPS, decodable_frames, feed, recorder, run_config, run_dashcam, start_dashcam
 
@@ -91,7 +91,7 @@ def test_starting_on_a_full_disk_recovers_the_leftover_and_records(small_disk, c
     rec = recorder(disk / "rec", loop_only())
     feed(rec, 0, 35)  # three segments and a half-written fourth
     rec._current.encoder._handle.sync()  # as after a power cut: the fourth stays a .partial
-    rec._lease.release()
+    rec._store._lease.release()  # the process "died": its lock goes with it
     (disk / "rec" / "index.sqlite3").unlink()  # the index must be rebuilt on a full disk too
     fill_disk(disk)
     caplog.set_level(logging.WARNING)

@@ -17,7 +17,10 @@ import pytest
 
 from edge.record.index import TripsIndex
 from edge.record.retention import RetentionPolicy, StorageFullError
-from edge.record.segments import LoopOptions
+from edge.record.encoder import EncoderSettings
+from edge.record.lease import running_recorder
+from edge.record.loop import LoopOptions, LoopStore
+from edge.record.segments import SegmentRecorder
 from edge.record.store import RecordingsFolder, segment_stem
 from recording import FPS, decodable_frames, feed, recorder, run_config, run_dashcam, start_dashcam
 
@@ -262,3 +265,18 @@ def test_a_gpio_lock_button_without_gpiod_is_one_clear_error(tmp_path):
     result = run_dashcam("run", "--config", str(config))
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr and "pip install gpiod" in result.stderr
+
+
+def test_building_a_recorder_touches_no_disk_and_opening_the_store_does_the_start_up(tmp_path):
+    """Start-up I/O (folder, lease, recovery, index, retention) is `LoopStore.open`'s; constructors do none."""
+    folder = tmp_path / "rec"
+    SegmentRecorder(LoopStore(RecordingsFolder(folder), LoopOptions()), 160, 120, 10, 1.0,
+                    EncoderSettings(preset="ultrafast"), {}, "test")
+    assert not folder.exists()
+    store = LoopStore.open(folder)
+    try:
+        assert (folder / "locked").is_dir() and (folder / "index.sqlite3").is_file()
+        assert running_recorder(store.folder) == os.getpid()
+    finally:
+        store.close()
+    assert running_recorder(RecordingsFolder(folder)) is None

@@ -3,7 +3,7 @@ with its typed sidecar, read from the real files; a subscriber that fails never 
 from __future__ import annotations
 
 from edge.record.retention import RetentionPolicy
-from edge.record.segments import LoopOptions
+from edge.record.loop import LoopOptions
 from edge.record.store import read_sidecar
 from recording import FPS, feed, recorder
 

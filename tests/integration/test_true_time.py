@@ -122,7 +122,7 @@ class TimedSink:
 
 
 def _live_run(source, out: Path, detector) -> tuple:
-    rec = SegmentRecorder(out, source.width, source.height, source.fps, 60.0, EncoderSettings(preset="ultrafast"),
+    rec = SegmentRecorder.open(out, source.width, source.height, source.fps, 60.0, EncoderSettings(preset="ultrafast"),
                           {"scripted": "0"}, source.name)
     sink = TimedSink(rec)
     detectors = guarded([detector], config_from_dict({}).detect, live=True)
@@ -275,7 +275,7 @@ def test_run_fast_of_a_variable_frame_rate_file_stores_its_time_in_segments_and_
     clip = write_vfr_clip(tmp_path / "phone.mkv", VFR_SLOTS)
     source = VideoFileSource(clip, realtime=False)
     assert source.fps == VFR_FPS  # Matroska declares the nominal rate (an MP4 would declare its average)
-    rec = SegmentRecorder(tmp_path / "rec", source.width, source.height, source.fps, 0.5,
+    rec = SegmentRecorder.open(tmp_path / "rec", source.width, source.height, source.fps, 0.5,
                           EncoderSettings(preset="ultrafast"), {"scripted": "0"}, clip.name)
     detectors = guarded([ScriptedDetector()], config_from_dict({}).detect, live=False)
     try:
@@ -297,7 +297,7 @@ def test_run_fast_of_a_variable_frame_rate_file_stores_its_time_in_segments_and_
 def _offline_run(tmp_path: Path, detector, config: dict) -> tuple:
     clip = write_clip(tmp_path / "clip.mp4", canary_frames(6), fps=10)
     source = VideoFileSource(clip, realtime=False)
-    rec = SegmentRecorder(tmp_path / "rec", source.width, source.height, source.fps, 60.0,
+    rec = SegmentRecorder.open(tmp_path / "rec", source.width, source.height, source.fps, 60.0,
                           EncoderSettings(preset="ultrafast"), {"scripted": "0"}, clip.name)
     detectors = guarded([detector], config_from_dict(config).detect, live=False)
     try:

@@ -1,6 +1,7 @@
 import pytest
 
-from edge.detect.models import MODELS, resolve_model, sha256_of
+from edge.config import DetectConfig
+from edge.detect.models import MODELS, keys_for, resolve_model, sha256_of
 from edge.errors import ModelError
 
 
@@ -25,3 +26,10 @@ def test_models_readme_lists_every_sha256():
     card = (default_models_dir() / "README.md").read_text()
     for model in MODELS.values():
         assert model.filename in card and model.sha256 in card
+
+
+def test_every_registered_model_names_a_detector_class_that_builds_from_the_config():
+    assert set(keys_for("face")) | set(keys_for("plate")) | set(keys_for("people")) == set(MODELS)
+    for model in MODELS.values():
+        assert callable(model.detector_class().from_config), model.key
+    assert DetectConfig().faces.models[0] in keys_for("face")
