@@ -12,12 +12,23 @@ import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
 from edge.detect.models import keys_for
 from edge.errors import ConfigError
+
+# Fixed choices are Literal types: the loader checks values against them and mypy checks the code's comparisons.
+SourceKind = Literal["sample", "file", "v4l2", "gstreamer", "images", "picamera2"]
+Tiles = Literal["none", "road", "full"]
+RedactMode = Literal["gaussian", "pixelate", "fill"]
+FaceShape = Literal["ellipse", "rectangle"]
+OnFailure = Literal["blur_frame", "drop_frame"]
+Codec = Literal["libx264", "mpeg4"]
+Preset = Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium"]
+RetentionPreset = Literal["eu-72h", "loop-only", "keep"]
+GpsSource = Literal["auto", "none", "serial", "replay", "gpsd"]
 
 # Model choices come from the model registry (edge/detect/models.py), one entry per model.
 FACE_MODELS = keys_for("face")
@@ -46,10 +57,9 @@ DEFAULT_MAX_PIXELS = 50_000_000
 DECOMPRESSION_BOMB_PIXELS = 150_000_000
 
 
-@dataclass
+@dataclass(frozen=True)
 class SourceConfig:
-    kind: str = _opt("sample", "where frames come from",
-                     choices=("sample", "file", "v4l2", "gstreamer", "images", "picamera2"))
+    kind: SourceKind = _opt("sample", "where frames come from")
     path: str = _opt("", "video file or image folder, for kind file or images")
     device: str = _opt("/dev/video0", "V4L2 device path or index, for kind v4l2")
     pipeline: str = _opt("", "GStreamer pipeline ending in appsink, for kind gstreamer")
@@ -77,7 +87,7 @@ class SourceConfig:
         return self.is_camera or (self.kind in ("sample", "file") and self.realtime)
 
 
-@dataclass
+@dataclass(frozen=True)
 class FaceDetectorConfig:
     enabled: bool = _opt(True, "detect and redact faces")
     models: list[str] = _opt(["yunet", "yolo5face"], "face models whose boxes are all hidden (they miss different "
@@ -97,7 +107,7 @@ class FaceDetectorConfig:
                                    "face)", min=0.0, max=0.5)
 
 
-@dataclass
+@dataclass(frozen=True)
 class PeopleConfig:
     enabled: bool = _opt(True, "a second line: a COCO detector finds persons (their heads are hidden even when no "
                                "face detector fires) and vehicles (searched for plates at native resolution)")
@@ -124,7 +134,7 @@ class PeopleConfig:
                               "them from the keyframe before and after); files always run it", min=1, max=4)
 
 
-@dataclass
+@dataclass(frozen=True)
 class PlateDetectorConfig:
     enabled: bool = _opt(True, "detect and redact licence plates")
     model: str = _opt("plate_yolov8n_int8", "plate model: the int8 file (2.5x less CPU than fp32, every fp32 box kept "
@@ -136,16 +146,15 @@ class PlateDetectorConfig:
                                         "kept)", min=0.0, max=0.9)
     nms_iou: float = _opt(0.5, "overlap above which the weaker of two boxes is dropped (at least 0.2: lower "
                                   "would merge neighbouring faces or plates into one)", min=0.2, max=1.0)
-    tiles: str = _opt("none", "also search native-resolution tiles for distant plates: none, road (the band "
-                              "between road_top and road_bottom), or full (the whole frame); one inference per tile",
-                      choices=("none", "road", "full"))
+    tiles: Tiles = _opt("none", "also search native-resolution tiles for distant plates: none, road (the band "
+                              "between road_top and road_bottom), or full (the whole frame); one inference per tile")
     road_top: float = _opt(0.35, "top of the road band, as a share of the frame height from the top", min=0.0, max=1.0)
     road_bottom: float = _opt(0.9, "bottom of the road band (below it: the bonnet)", min=0.0, max=1.0)
     tile_every: int = _opt(1, "search the tiles on every n-th detection only (the tracker holds boxes between)",
                            min=1, max=30)
 
 
-@dataclass
+@dataclass(frozen=True)
 class DetectConfig:
     providers: list[str] = _opt(["CPUExecutionProvider"], "onnxruntime execution providers, in order of preference")
     intra_op_threads: int = _opt(0, "threads per model inside onnxruntime (0 = onnxruntime decides)", min=0,
@@ -162,7 +171,7 @@ class DetectConfig:
     people: PeopleConfig = _section(PeopleConfig, "second line: persons (heads) and vehicles (plates)")
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrackConfig:
     detect_every: int = _opt(3, "run the detectors on every n-th frame and track boxes between (1 = every frame); "
                                 "a live camera is detected as often as the detectors keep up, at most this often",
@@ -187,30 +196,27 @@ class TrackConfig:
                                            "carried across it and both sides are detected", min=0.2, max=0.6)
 
 
-@dataclass
+@dataclass(frozen=True)
 class RedactConfig:
-    mode: str = _opt("gaussian", "how regions are hidden", choices=("gaussian", "pixelate", "fill"))
+    mode: RedactMode = _opt("gaussian", "how regions are hidden")
     face_mask_scale: float = _opt(1.25, "head boxes grow by this factor about their centre (a margin: the face "
                                         "detectors' boxes are already widened to the head, see detect.faces.head_*)",
                                    min=1.0, max=4.0)
     plate_mask_scale: float = _opt(1.3, "plate boxes grow by this factor about their centre", min=1.0, max=4.0)
-    face_shape: str = _opt("ellipse", "mask shape for faces (plates are always rectangles)",
-                           choices=("ellipse", "rectangle"))
-    on_failure: str = _opt("blur_frame", "when detection fails: blur the whole frame or drop it",
-                           choices=("blur_frame", "drop_frame"))
+    face_shape: FaceShape = _opt("ellipse", "mask shape for faces (plates are always rectangles)")
+    on_failure: OnFailure = _opt("blur_frame", "when detection fails: blur the whole frame or drop it")
 
 
-@dataclass
+@dataclass(frozen=True)
 class RecordConfig:
     directory: str = _opt("recordings", "where anonymized segments are written")
     segment_seconds: float = _opt(60.0, "length of one segment file", min=1.0, max=3600.0)
-    codec: str = _opt("libx264", "video encoder", choices=("libx264", "mpeg4"))
+    codec: Codec = _opt("libx264", "video encoder")
     crf: int = _opt(23, "libx264 quality (lower = better, bigger files)", min=0, max=51)
-    preset: str = _opt("veryfast", "libx264 speed preset",
-                       choices=("ultrafast", "superfast", "veryfast", "faster", "fast", "medium"))
-    retention: str = _opt("eu-72h", "unlocked footage: eu-72h (deleted after max_age_hours; oldest first when full), "
-                          "loop-only (oldest first when full), keep (never; recording stops when full)",
-                          choices=("eu-72h", "loop-only", "keep"))
+    preset: Preset = _opt("veryfast", "libx264 speed preset")
+    retention: RetentionPreset = _opt("eu-72h", "unlocked footage: eu-72h (deleted after max_age_hours; oldest "
+                                      "first when full), loop-only (oldest first when full), keep (never; "
+                                      "recording stops when full)")
     max_age_hours: float = _opt(72.0, "age at which unlocked footage is deleted, for retention eu-72h", min=0.01,
                                  max=87600.0)
     max_bytes: int = _opt(0, "disk budget of the recordings folder in bytes, locked footage included (0 = none)",
@@ -227,7 +233,7 @@ class RecordConfig:
                                     max=86400.0)
 
 
-@dataclass
+@dataclass(frozen=True)
 class PrivacyZone:
     name: str = _opt("", "a label for logs, e.g. home (never the coordinates)")
     lat: float = _opt(0.0, "centre latitude in degrees", min=-90.0, max=90.0)
@@ -235,10 +241,9 @@ class PrivacyZone:
     radius_m: float = _opt(300.0, "radius in metres", min=1.0, max=1_000_000.0)
 
 
-@dataclass
+@dataclass(frozen=True)
 class GpsConfig:
-    source: str = _opt("auto", "where fixes come from; auto = the sample log with the sample clip, else none",
-                       choices=("auto", "none", "serial", "replay", "gpsd"))
+    source: GpsSource = _opt("auto", "where fixes come from; auto = the sample log with the sample clip, else none")
     port: str = _opt("/dev/ttyACM0", "serial port or pyserial URL, for source serial")
     baud: int = _opt(9600, "serial speed, for source serial", choices=(4800, 9600, 19200, 38400, 57600, 115200))
     log: str = _opt("", "NMEA log file for source replay (empty = the sample's log)")
@@ -252,7 +257,7 @@ class GpsConfig:
     pause_in_zones: bool = _opt(False, "also stop recording video while inside a privacy zone")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Config:
     source: SourceConfig = _section(SourceConfig, "camera or file input")
     gps: GpsConfig = _section(GpsConfig, "GPS receiver and location privacy")
@@ -371,6 +376,10 @@ def _check_value(value: Any, hint: Any, rules: Any, origin: str, key: str) -> An
             raise fail("a finite number") from None
         if not math.isfinite(value):  # NaN compares false with every bound: it must never reach them
             raise fail("a finite number")
+    elif typing.get_origin(hint) is Literal:
+        allowed = typing.get_args(hint)
+        if value not in allowed:
+            raise fail("one of " + ", ".join(map(str, allowed)))
     elif hint is str:
         if isinstance(value, (int, float)) and not isinstance(value, bool) and key.endswith("device"):
             value = str(value)  # a V4L2 index such as 0 is natural to write unquoted

@@ -17,13 +17,15 @@ reserved blocks). Then `oldest_deletable` names what to free so the write can go
 from __future__ import annotations
 
 import datetime as dt
+import typing
 from dataclasses import dataclass, field
 from collections.abc import Sequence
 
+from edge.config import RetentionPreset
 from edge.errors import StorageError
 from edge.record.store import StoredSegment
 
-PRESETS = ("eu-72h", "loop-only", "keep")
+PRESETS: tuple[str, ...] = typing.get_args(RetentionPreset)  # the config's choices
 # Names stamped before this come from a clock that was not set yet (a Pi without RTC boots in 1970):
 # their age is unknown, so they are never deleted for age, only rotated out for space.
 PLAUSIBLE_AFTER_UTC = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)

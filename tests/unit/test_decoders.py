@@ -1,5 +1,7 @@
 """The three decoders on hand-built raw outputs, then the real models on real pixels."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -91,9 +93,9 @@ def test_real_model_finds_labelled_objects(sample_truth_frames, label, model):
     from edge.detect.factory import build_detectors
 
     truth, frames = sample_truth_frames
-    config = DetectConfig()
-    config.faces.models = [model] if label == 0 else ["yunet"]
-    config.faces.enabled, config.plates.enabled, config.people.enabled = label == 0, label == 1, False
+    base = DetectConfig()
+    config = replace(base, faces=replace(base.faces, enabled=label == 0, models=[model] if label == 0 else ["yunet"]),
+                     plates=replace(base.plates, enabled=label == 1), people=replace(base.people, enabled=False))
     (detector,) = build_detectors(config)
     record = _first_frame_with(truth, label)
     found = detector.detect(frames[int(record.key)])

@@ -5,8 +5,6 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
-
-from edge.config import RecordConfig
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -135,9 +133,10 @@ def test_no_limits_means_nothing_happens():
     assert plan.delete == [] and not plan.full
 
 
-def test_presets_match_the_config_choices():
-    choices = next(f for f in RecordConfig.__dataclass_fields__.values() if f.name == "retention").metadata["choices"]
-    assert tuple(choices) == PRESETS
+def test_every_config_preset_builds_a_policy_and_others_are_refused():
+    assert PRESETS == ("eu-72h", "loop-only", "keep")
+    policies = [RetentionPolicy.from_preset(preset, 72, 0, 0) for preset in PRESETS]
+    assert [p.delete_for_space for p in policies] == [True, True, False]
     with pytest.raises(ValueError):
         RetentionPolicy.from_preset("forever", 72, 0, 0)
 

@@ -1,6 +1,8 @@
 """The face union, head geometry, the COCO and YOLO5Face decoders, and plates searched inside vehicles."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -150,8 +152,8 @@ def test_plates_of_small_cars_are_found_inside_vehicles_where_the_whole_frame_mi
     big = np.full((1440, 2560, 3), 114, np.uint8)
     big[700:1420, 1260:2540] = frame
     plates = truth.xyxy[truth.label == Label.PLATE] + np.array([1260, 700, 1260, 700], np.float32)
-    config = DetectConfig()
-    config.faces.enabled = False
+    base = DetectConfig()
+    config = replace(base, faces=replace(base.faces, enabled=False))
     whole_frame, second_line = build_detectors(config)
     alone = whole_frame.detect(big)
     with_vehicles = second_line.detect(big)
@@ -183,9 +185,9 @@ def test_files_run_the_second_line_on_every_keyframe_and_live_sources_every_n_th
     from edge.config import DetectConfig
     from edge.detect.factory import build_detectors
 
-    config = DetectConfig()
-    config.faces.enabled = config.plates.enabled = False
-    config.people.live_every = 3
+    base = DetectConfig()
+    config = replace(base, faces=replace(base.faces, enabled=False), plates=replace(base.plates, enabled=False),
+                     people=replace(base.people, live_every=3))
     (offline,) = build_detectors(config)
     (live,) = build_detectors(config, live=True)
     assert offline._every == 1 and live._every == 3

@@ -1,6 +1,8 @@
 """Plate tiles: windows cover the road band with overlap; config keeps the band sane."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -46,8 +48,9 @@ def test_boxes_found_in_a_tile_map_back_to_the_frame(sample_plate_crop):
     x, y = 1900, 1000
     canvas[y:y + crop.shape[0], x:x + crop.shape[1]] = crop
     truth = plate_in_crop + np.array([x, y, x, y], np.float32)
-    config = DetectConfig()
-    config.faces.enabled, config.plates.tiles, config.people.enabled = False, "full", False
+    base = DetectConfig()
+    config = replace(base, faces=replace(base.faces, enabled=False), plates=replace(base.plates, tiles="full"),
+                     people=replace(base.people, enabled=False))
     (detector,) = build_detectors(config)
     found = detector.detect(canvas)
     assert len(found) and iou_matrix(truth[None], found.xyxy).max() > 0.5
