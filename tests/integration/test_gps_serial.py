@@ -344,10 +344,10 @@ def test_stop_returns_promptly_during_backoff(tmp_path: Path) -> None:
 
 def test_unusable_port_url_is_reported_once_and_not_retried(caplog) -> None:
     caplog.set_level(logging.ERROR, logger="edge.gps")
-    reader = SerialGpsReader("nosuchscheme://gps", BAUD)
+    reader = SerialGpsReader("nosuchscheme://gps", BAUD, backoff_initial_s=0.05)
     reader.start()
     assert wait_until(lambda: reader.counters()["open_failures"] == 1)
-    time.sleep(0.4)  # longer than the first backoff: no retry happened
+    time.sleep(0.4)  # eight first backoffs: a retry would have happened by now
     reader.stop()
     assert reader.counters()["open_failures"] == 1
     assert any("nosuchscheme://gps" in record.getMessage() for record in caplog.records)
