@@ -128,13 +128,15 @@ def test_a_live_run_on_a_loaded_cpu_drops_frames_but_leaks_nothing_and_keeps_tru
     # Each stored frame is matched to its source frame by its timestamp: the time of capture.
     pairs = [(i, min(len(cut_clip.frames) - 1, round(stamp * 30))) for i, stamp in enumerate(stamps)]
     assert stats["dropped_overload"] > 0, "the load did not make the live line drop frames"
-    for stored_index, source_index in pairs[::7]:
+    # True time: a sample of stored frames, the last ones included, shows the source frame its timestamp names.
+    for stored_index, source_index in pairs[::7] + pairs[-5:]:
         if not _blurred_whole(stored[stored_index], cut_clip.frames[source_index]):
             assert abs(_closest(stored[stored_index], cut_clip.frames, source_index) - source_index) <= 1
     leaks, checked = _leaks(cut_clip, stored, pairs)
     assert checked > 100
     assert not leaks, f"{len(leaks)} of {checked} boxes kept detail, e.g. {leaks[:8]}"
-    assert stamps[-1] > (len(cut_clip.frames) - 10) / 30  # the stored clip spans the source's time
+    # The clip spans the source's time, less the tail the overloaded line may have dropped (counted).
+    assert stamps[-1] > (len(cut_clip.frames) - 10 - stats["dropped_overload"]) / 30
 
 
 def _blurred_whole(stored: np.ndarray, source: np.ndarray) -> bool:
