@@ -120,14 +120,30 @@ def test_a_variable_frame_rate_file_is_not_called_truncated_but_a_cut_one_is(tmp
     assert "cut.mkv ended at" in caplog.text and "the file may be truncated" in caplog.text
 
 
+def wait_for_handler(pid: int, signum: int, timeout_s: float = 60.0) -> None:
+    """Until the process catches `signum` (its SigCgt mask in /proc): dashcam's own code is running.
+
+    Before that the interpreter itself is starting, and a SIGTERM there kills it with the
+    default action, which no program can change.
+    """
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("SigCgt:") and int(line.split()[1], 16) >> (signum - 1) & 1:
+                return
+        time.sleep(0.005)
+    raise AssertionError("dashcam never installed its stop handlers")
+
+
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
 def test_a_stop_signal_during_start_up_exits_130_with_one_line_and_stores_nothing(tmp_path, stop):
     """Signals at several moments of start-up (imports, C-extension initialization, model loading): each ends
     in one line and 130, or, once recording has begun, in a finished segment and 0. Never a traceback."""
     interrupted = 0
-    for delay_s in (0.05, 0.15, 0.25, 0.35):
+    for delay_s in (0.0, 0.1, 0.2, 0.3):
         recordings = tmp_path / f"rec{delay_s}"
         process = start_dashcam("run", "--recordings", str(recordings), "--fast")
+        wait_for_handler(process.pid, signal.SIGTERM)  # installed first thing, with SIGINT's
         time.sleep(delay_s)
         process.send_signal(stop)
         _, stderr = process.communicate(timeout=60)
