@@ -1,7 +1,9 @@
 """Incident locks: a request (button, SIGUSR1, `dashcam lock`) becomes a window of monotonic time.
 
 The window is [request - lock_before_s, request + lock_after_s]; every segment whose frames
-overlap it is locked. Requests arrive from signal handlers and other threads, so they go
+overlap it is locked. A window no stored frame falls in (zero seconds before and after, or
+frames dropped around the request) still locks the segment of the first frame after it.
+Requests arrive from signal handlers and other threads, so they go
 through a `queue.SimpleQueue` (its `put` is safe even inside a signal handler that
 interrupted the same thread); the recorder's own thread turns them into windows.
 """
@@ -31,6 +33,7 @@ class LockRequests:
         self._after_ns = int(after_s * 1e9)
         self._inbox: queue.SimpleQueue[tuple[int, dt.datetime]] = queue.SimpleQueue()
         self.windows: list[LockWindow] = []
+        self._met: set[LockWindow] = set()  # windows that have locked at least one segment
 
     def request(self, t_mono_ns: int | None = None) -> None:
         """Thread- and signal-safe: no locks taken, no logging, no I/O."""
@@ -49,8 +52,19 @@ class LockRequests:
         return new
 
     def covering(self, start_mono_ns: int, end_mono_ns: int) -> LockWindow | None:
-        return next((w for w in self.windows if w.overlaps(start_mono_ns, end_mono_ns)), None)
+        window = next((w for w in self.windows if w.overlaps(start_mono_ns, end_mono_ns)), None)
+        if window is not None:
+            self._met.add(window)
+        return window
 
-    def expire(self, now_mono_ns: int) -> None:
-        """Forget windows that ended before `now_mono_ns` (no later frame can fall in them)."""
+    def mark_met(self, window: LockWindow) -> None:
+        self._met.add(window)
+
+    def expire(self, now_mono_ns: int) -> list[LockWindow]:
+        """Forget windows that ended before `now_mono_ns` (no later frame can fall in them); returns those
+        that locked nothing, so the caller locks the segment of the frame at `now_mono_ns` for them."""
+        expired = [w for w in self.windows if w.until_mono_ns < now_mono_ns]
         self.windows = [w for w in self.windows if w.until_mono_ns >= now_mono_ns]
+        unmet = [w for w in expired if w not in self._met]
+        self._met.difference_update(expired)
+        return unmet

@@ -29,7 +29,7 @@ from edge.gps.privacy import LocationPolicy
 from edge.record.atomic import partial_path
 from edge.record.encoder import EncoderSettings, VideoEncoder, fps_fraction
 from edge.record.events import SegmentEvent, SegmentEvents
-from edge.record.incident import LockRequests
+from edge.record.incident import LockRequests, LockWindow
 from edge.record.loop import LoopOptions, LoopStore
 from edge.record.sidecar import LocationSummary, RedactionCounts, Sidecar
 from edge.record.store import SIDECAR_SUFFIX, StoredSegment, format_utc, parse_utc, read_sidecar, write_sidecar
@@ -175,7 +175,10 @@ class SegmentRecorder:
         self._last_timeline_ns = frame.timeline_ns
         self._add_location(segment, frame)
         self._lock_current_if_covered(segment)
-        self._locks.expire(frame.t_mono_ns)
+        for window in self._locks.expire(frame.t_mono_ns):
+            # No stored frame fell in the window (zero seconds around the request, or frames dropped
+            # there): the footage right after the request is this frame's segment.
+            self._lock_segment(segment, window)
         last = segment.snapshot_mono_ns
         if last is None or frame.t_mono_ns - last >= SNAPSHOT_INTERVAL_S * 1e9:
             self._write_snapshot(segment)
@@ -232,8 +235,10 @@ class SegmentRecorder:
             log.warning("incident lock: keeping footage from %.0f s before to %.0f s after the request",
                         self._loop.lock_before_s, self._loop.lock_after_s)
             for recent in list(self._recent):
-                if not recent.stored.locked and window.overlaps(recent.start_mono_ns, recent.end_mono_ns):
-                    self._lock_finished(recent, window.requested_utc)
+                if window.overlaps(recent.start_mono_ns, recent.end_mono_ns):
+                    self._locks.mark_met(window)
+                    if not recent.stored.locked:
+                        self._lock_finished(recent, window.requested_utc)
             if self._current is not None:
                 self._lock_current_if_covered(self._current)
 
@@ -242,8 +247,13 @@ class SegmentRecorder:
             return
         window = self._locks.covering(segment.start_mono_ns, segment.end_mono_ns)
         if window is not None:
-            segment.locked_utc = window.requested_utc
-            self._write_snapshot(segment)  # a power cut right after the crash must not lose the lock
+            self._lock_segment(segment, window)
+
+    def _lock_segment(self, segment: _OpenSegment, window: LockWindow) -> None:
+        if segment.locked_utc is not None:
+            return
+        segment.locked_utc = window.requested_utc
+        self._write_snapshot(segment)  # a power cut right after the crash must not lose the lock
 
     def _lock_finished(self, recent: _Recent, t_utc: dt.datetime) -> None:
         stored = self._store.lock(recent.stored, t_utc)

@@ -283,3 +283,14 @@ def test_building_a_recorder_touches_no_disk_and_opening_the_store_does_the_star
     finally:
         store.close()
     assert running_recorder(RecordingsFolder(folder)) is None
+
+
+def test_a_lock_with_no_seconds_around_it_that_falls_between_two_segments_still_locks_one(tmp_path):
+    """Frames are 0.1 s apart: a request at 0.95 s falls after segment 0's last frame and before segment 1's
+    first. With lock_before/after 0 no frame lies in the window; the footage right after it is locked."""
+    rec = recorder(tmp_path / "rec", loop_only(0))
+    index = feed(rec, 0, 10)  # segment 0: frames at 0.0 .. 0.9 s
+    rec.request_lock(t_mono_ns=int(0.95 * S))
+    feed(rec, index, 25)
+    rec.close()
+    assert [info.locked for info in rec.finished] == [False, True, False, False]
