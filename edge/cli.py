@@ -81,16 +81,16 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"dashcam: interrupted{f' by {signal_name}' if signal_name else ''}", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # before OSError, of which it is one
+        # The reader of our output went away (`dashcam ... | head`); files are already complete.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except OSError as exc:
         if exc.errno not in STORAGE_ERRNOS:
             raise
         # A storage failure no module turned into a StorageError: still one line, and no restart loop.
         print(f"dashcam: error: {exc.strerror}{f': {exc.filename}' if exc.filename else ''}", file=sys.stderr)
         return 2
-    except BrokenPipeError:
-        # The reader of our output went away (`dashcam ... | head`); files are already complete.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -160,3 +160,16 @@ def test_export_of_a_trip_that_cannot_exist_is_one_line_and_exit_2(tmp_path, tri
     (tmp_path / "rec").mkdir()
     result = dashcam("export", trip, "--output", str(tmp_path / "out"), "--recordings", str(tmp_path / "rec"))
     assert_clear_error(result, "no trip")
+
+
+def test_a_reader_that_goes_away_ends_the_output_quietly():
+    """`dashcam ... | head`: a closed pipe is exit 0 without a traceback (BrokenPipeError is an OSError: it must not
+    be mistaken for a storage error)."""
+    code = "import edge.cli as c; c.describe_defaults = lambda: 'x' * 2_000_000; raise SystemExit(c.main(['config']))"
+    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.read(10)
+    process.stdout.close()  # more than a pipe buffer is still to come
+    stderr = process.stderr.read().decode()
+    process.stderr.close()
+    assert process.wait(timeout=60) == 0, stderr
+    assert "Traceback" not in stderr
