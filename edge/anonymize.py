@@ -127,8 +127,8 @@ def anonymize_video(job: Job, config: Config, detector: GuardedDetector, redacto
                     stop: threading.Event) -> RunStats:
     source = VideoFileSource(job.source, realtime=False, max_pixels=config.source.max_pixels)
     try:
-        settings = EncoderSettings(codec=config.record.codec, crf=config.record.crf, preset=config.record.preset)
-        sink = _SingleFileSink(VideoEncoder(job.output, source.width, source.height, source.fps, settings))
+        sink = _SingleFileSink(VideoEncoder(job.output, source.width, source.height, source.fps,
+                                            EncoderSettings.from_config(config.record)))
         return Pipeline(source, detector, redactor, sink, stop=stop, tracking=config.track).run()
     finally:
         source.close()

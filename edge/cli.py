@@ -178,10 +178,6 @@ def _detector_and_redactor(config: Config, live: bool) -> tuple[GuardedDetector,
     return guarded(build_detectors(config.detect, live), config.detect, live), Redactor(config.redact)
 
 
-def _encoder_settings(config: Config) -> EncoderSettings:
-    return EncoderSettings(codec=config.record.codec, crf=config.record.crf, preset=config.record.preset)
-
-
 # ---- dashcam run ----------------------------------------------------------------------------------------------
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -197,7 +193,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     signal.signal(LOCK_SIGNAL, signal.SIG_IGN)  # until the recorder exists: a lock then must not kill us
     store = LoopStore.open(directory, LoopOptions.from_config(config.record))  # lease, recovery, index, retention
     recorder = SegmentRecorder(store, source.width, source.height, source.fps, config.record.segment_seconds,
-                               _encoder_settings(config), model_ids(config.detect), source.name,
+                               EncoderSettings.from_config(config.record), model_ids(config.detect), source.name,
                                location_policy=policy if location else None,
                                track_interval_s=config.gps.track_interval_s)
     signal.signal(LOCK_SIGNAL, lambda _signum, _frame: recorder.request_lock())

@@ -9,12 +9,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
+from edge import SAMPLE_DIR
 from edge.camera.images import ImageFolderSource
 from edge.camera.opencv import GStreamerSource, V4L2Source, VideoFileSource
 from edge.config import SourceConfig
 from edge.types import Frame
 
-SAMPLE_VIDEO = Path(__file__).resolve().parents[1] / "data" / "sample" / "drive_720p.mp4"
+SAMPLE_VIDEO = SAMPLE_DIR / "drive_720p.mp4"
 
 
 class FrameSource(Protocol):

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from edge import SAMPLE_DIR
 from edge.config import GpsConfig
 from edge.errors import SourceError
 from edge.gps import FixProvider
@@ -17,7 +18,7 @@ from edge.gps.reader import SerialGpsReader
 from edge.gps.replay import GpsdClient, NmeaLogReplay
 from edge.gps.synced import MediaSyncedReplay
 
-SAMPLE_NMEA = Path(__file__).resolve().parents[1] / "data" / "sample" / "drive.nmea"
+SAMPLE_NMEA = SAMPLE_DIR / "drive.nmea"
 
 MediaClock = Callable[[], float]  # seconds of the source's own timeline at the current frame
 

@@ -145,7 +145,7 @@ def open_partial(final_path: Path, make_parents: bool = True, make_room: RoomMak
             path.parent.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
         fd = with_room(lambda: _create_exclusive(path), make_room)
     except OSError as exc:
-        raise StorageError(f"cannot write to {path.parent}: {_reason(exc, path)}") from None
+        raise StorageError(f"cannot write to {path.parent}: {open_error_reason(exc, path)}") from None
     return PartialFile(fd, path, make_room)
 
 
@@ -161,7 +161,11 @@ def _create_exclusive(path: Path) -> int:
         return os.open(path, CREATE_FLAGS, FILE_MODE)
 
 
-def _reason(exc: OSError, path: Path) -> str:
+def open_error_reason(exc: OSError, path: Path) -> str:
+    """Why opening `path` failed, in words: a symlink refused (ELOOP under O_NOFOLLOW), a name that keeps
+    reappearing (EEXIST after the leftover was removed), or the system's own reason."""
+    if exc.errno == errno.ELOOP:
+        return f"{path.name} is a symbolic link: remove it"
     if exc.errno == errno.EEXIST:
         return f"{path.name} keeps reappearing (another program is writing there)"
     return exc.strerror or str(exc)
@@ -225,7 +229,7 @@ def copy_atomic(source: Path, final_path: Path, chunk_bytes: int = 1 << 20) -> P
     try:
         source_fd = open_regular(source)
     except OSError as exc:
-        raise StorageError(f"refusing to copy {source}: {_link_reason(exc)}") from None
+        raise StorageError(f"refusing to copy {source}: {open_error_reason(exc, source)}") from None
     try:
         handle = open_partial(final_path)
         try:
@@ -237,10 +241,6 @@ def copy_atomic(source: Path, final_path: Path, chunk_bytes: int = 1 << 20) -> P
             raise StorageError(f"cannot copy {source.name} to {final_path.parent}: {exc.strerror or exc}") from None
     finally:
         os.close(source_fd)
-
-
-def _link_reason(exc: OSError) -> str:
-    return "it is a symbolic link" if exc.errno == errno.ELOOP else (exc.strerror or str(exc))
 
 
 def _discard_quietly(handle: PartialFile, final_path: Path) -> None:

@@ -51,6 +51,7 @@ from pathlib import Path
 
 import av
 
+from edge.config import RecordConfig
 from edge.errors import StorageError
 from edge.record.atomic import RoomMaker, commit, discard, open_partial
 from edge.redact import RedactedFrame, require_redacted
@@ -90,6 +91,10 @@ class EncoderSettings:
     codec: str = "libx264"
     crf: int = 23
     preset: str = "veryfast"
+
+    @classmethod
+    def from_config(cls, record: RecordConfig) -> EncoderSettings:
+        return cls(codec=record.codec, crf=record.crf, preset=record.preset)
 
 
 def fps_fraction(fps: float) -> Fraction:

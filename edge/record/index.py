@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
-import stat
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from pathlib import Path
 
 from edge.errors import StorageError
 from edge.gps.privacy import distance_m
+from edge.record.atomic import CREATE_FLAGS, FILE_MODE, is_regular_file
 from edge.record.sidecar import Sidecar
 from edge.record.store import RecordingsFolder, StoredSegment, format_utc, parse_utc, read_sidecar
 
@@ -297,14 +297,7 @@ def _database_files(path: Path) -> tuple[Path, Path, Path]:
 
 def _foreign_entries(path: Path) -> list[Path]:
     """Entries under the index's names that are not regular files (a planted symlink): SQLite would follow them."""
-    found = []
-    for name in _database_files(path):
-        try:
-            if not stat.S_ISREG(os.lstat(name).st_mode):
-                found.append(name)
-        except FileNotFoundError:
-            continue
-    return found
+    return [name for name in _database_files(path) if os.path.lexists(name) and not is_regular_file(name)]
 
 
 def _refuse_links(path: Path) -> None:
@@ -327,7 +320,7 @@ def _connect(path: Path) -> sqlite3.Connection:
     """Open (creating with mode 0600: tracks are personal data) and check the schema version."""
     _remove_links(path)
     try:
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600))
+        os.close(os.open(path, CREATE_FLAGS, FILE_MODE))
     except FileExistsError:
         pass  # an existing index (checked above to be a regular file) is opened below
     except OSError as exc:

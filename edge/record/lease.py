@@ -6,7 +6,6 @@ recorders can never write into one folder.
 """
 from __future__ import annotations
 
-import errno
 import fcntl
 import logging
 import os
@@ -15,7 +14,7 @@ import stat
 from pathlib import Path
 
 from edge.errors import StorageError
-from edge.record.atomic import RoomMaker, with_room
+from edge.record.atomic import RoomMaker, open_error_reason, with_room
 from edge.record.store import RecordingsFolder
 
 log = logging.getLogger(__name__)
@@ -39,7 +38,8 @@ class RecorderLease:
             # Reused across runs, so not O_EXCL; never through a planted link, and only a regular file.
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         except OSError as exc:
-            raise StorageError(f"cannot write to the recordings folder {folder.root}: {_reason(exc, path)}") from None
+            raise StorageError(f"cannot write to the recordings folder {folder.root}: "
+                               f"{open_error_reason(exc, path)}") from None
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             os.close(fd)
             raise StorageError(f"{path} is not a regular file: remove it")
@@ -53,10 +53,11 @@ class RecorderLease:
             os.ftruncate(fd, 0)
             with_room(lambda: os.pwrite(fd, f"{os.getpid()}\n".encode(), 0), make_room)
             with_room(lambda: os.fsync(fd), make_room)
-        except BaseException as exc:
+        except OSError as exc:
             os.close(fd)
-            if isinstance(exc, OSError):
-                raise StorageError(f"cannot write to the recordings folder {folder.root}: {exc.strerror}") from None
+            raise StorageError(f"cannot write to the recordings folder {folder.root}: {exc.strerror}") from None
+        except BaseException:  # StorageFullError from make_room, an interrupt: the fd must not leak either
+            os.close(fd)
             raise
         return cls(fd, path)
 
@@ -101,12 +102,6 @@ def signal_lock(folder: RecordingsFolder) -> int:
     except PermissionError:
         raise StorageError(f"not allowed to signal the recorder (pid {pid}): run as the same user") from None
     return pid
-
-
-def _reason(exc: OSError, path: Path) -> str:
-    if exc.errno == errno.ELOOP:
-        return f"{path.name} is a symbolic link: remove it"
-    return exc.strerror or str(exc)
 
 
 def _read_pid(fd: int) -> int | None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-import stat
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -26,7 +25,7 @@ from pathlib import Path
 import av
 
 from edge.errors import StorageError
-from edge.record.atomic import PARTIAL_SUFFIX, RoomMaker, fsync_dir, unique_path
+from edge.record.atomic import PARTIAL_SUFFIX, RoomMaker, fsync_dir, is_regular_file, unique_path
 from edge.record.sidecar import Sidecar
 from edge.record.store import (SEGMENT_PREFIX, SIDECAR_SUFFIX, VIDEO_SUFFIX, RecordingsFolder, StoredSegment,
                                format_utc, parse_utc, read_sidecar, start_from_name, write_sidecar)
@@ -143,15 +142,7 @@ def recover(folder: RecordingsFolder, make_room: RoomMaker | None = None) -> Rec
 
 def _ours(directory: Path, suffix: str) -> list[Path]:
     """dashcam's files with this suffix: regular files only, never what a symlink points at."""
-    return sorted(p for p in directory.glob(f"{SEGMENT_PREFIX}*{suffix}")
-                  if stat.S_ISREG(_lstat_mode(p)))
-
-
-def _lstat_mode(path: Path) -> int:
-    try:
-        return os.lstat(path).st_mode
-    except FileNotFoundError:
-        return 0
+    return sorted(p for p in directory.glob(f"{SEGMENT_PREFIX}*{suffix}") if is_regular_file(p))
 
 
 def _remove_planted_links(directory: Path, report: RecoveryReport) -> None:

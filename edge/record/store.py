@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge.errors import StorageError
+from edge.record.atomic import (FOLDER_MODE, RoomMaker, fsync_dir, make_output_folder, open_regular, partial_path,
+                               unique_path, write_atomic)
 from edge.record.sidecar import Sidecar
-from edge.record.atomic import (FOLDER_MODE, RoomMaker, fsync_dir, open_regular, partial_path, unique_path,
-                               write_atomic)
 
 log = logging.getLogger(__name__)
 
@@ -115,17 +115,12 @@ class RecordingsFolder:
 
     def create(self) -> None:
         """Make the folders, or fail with one clear line (read-only card, path is a file...)."""
-        try:
-            self.root.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StorageError(f"cannot create the recordings folder {self.root}: {exc.strerror or exc}") from None
+        make_output_folder(self.root, "recordings folder")
         try:
             self.locked_dir.mkdir(mode=FOLDER_MODE, exist_ok=True)
         except OSError as exc:
             raise StorageError(f"recordings folder {self.root} is not writable ({exc.strerror or exc}): "
                                "read-only card or wrong owner?") from None
-        if not os.access(self.root, os.W_OK | os.X_OK):
-            raise StorageError(f"recordings folder {self.root} is not writable: read-only card or wrong owner?")
 
     def identity(self) -> tuple[int, int]:
         """(device, inode) of the folder: a different value means the card was swapped or unmounted."""
