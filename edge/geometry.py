@@ -14,16 +14,17 @@ def scale_boxes(xyxy: np.ndarray, scale_x: float | np.ndarray, scale_y: float | 
     each one factor or one per box; the centre first raised by `raise_share` of the box's height.
 
     The one box-growth rule: the tracker's carried boxes, the redactor's mask scale and the face-to-head
-    widening all use it. Computed in the boxes' own float type.
+    widening all use it. Arithmetic follows numpy's promotion, as each of the three did before they
+    shared it: a Python float factor computes in float64, float32 boxes with float32 factors stay float32.
     """
     boxes = np.asarray(xyxy)
-    kind = boxes.dtype if np.issubdtype(boxes.dtype, np.floating) else np.float64
-    boxes = boxes.astype(kind, copy=False)
+    if not np.issubdtype(boxes.dtype, np.floating):
+        boxes = boxes.astype(np.float64)
     size = boxes[:, 2:] - boxes[:, :2]
     centre = (boxes[:, :2] + boxes[:, 2:]) / 2
     if raise_share:
         centre[:, 1] -= raise_share * size[:, 1]
-    across = np.reshape(np.asarray(scale_x, dtype=kind), (-1, 1))
-    down = across if scale_y is None else np.reshape(np.asarray(scale_y, dtype=kind), (-1, 1))
+    across = np.reshape(scale_x, (-1, 1))
+    down = across if scale_y is None else np.reshape(scale_y, (-1, 1))
     half = size * np.concatenate(np.broadcast_arrays(across, down), axis=1) / 2
     return np.concatenate([centre - half, centre + half], axis=1)

