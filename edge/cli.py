@@ -35,6 +35,10 @@ from edge.detect.factory import build_detectors, guarded, model_ids
 from edge.detect.guard import GuardedDetector
 from edge.doctor import FAIL, DoctorOptions, run_doctor
 from edge.errors import SourceError, UserError, interrupted_by, raise_interrupted
+from edge.evidence.chain import SegmentSigner, SigningContext, config_digest
+from edge.evidence.keys import DeviceKey, key_dir, public_pem
+from edge.evidence.seal import seal_export
+from edge.evidence.verify import verify
 from edge.gps.privacy import LocationPolicy
 from edge.gps.reader import SerialGpsReader, describe_fix
 from edge.gps.choose import location_provider
@@ -141,6 +145,7 @@ def _parser() -> argparse.ArgumentParser:
 
     _bench_parser(sub)
     _car_parsers(sub)
+    _evidence_parsers(sub)
 
     config = sub.add_parser("config", help="print the default configuration, commented")
     config.set_defaults(handler=lambda _args: print(describe_defaults()) or 0)
@@ -191,11 +196,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     location = location_provider(config.gps, config.source.kind, media_clock(source))
     policy = LocationPolicy.from_config(config.gps)
     signal.signal(LOCK_SIGNAL, signal.SIG_IGN)  # until the recorder exists: a lock then must not kill us
+    key = DeviceKey.load_or_create(key_dir(config.evidence.key_dir))
     store = LoopStore.open(directory, LoopOptions.from_config(config.record))  # lease, recovery, index, retention
+    signer = _open_signer(store, key, config)
     recorder = SegmentRecorder(store, source.width, source.height, source.fps, config.record.segment_seconds,
                                EncoderSettings.from_config(config.record), model_ids(config.detect), source.name,
                                location_policy=policy if location else None,
                                track_interval_s=config.gps.track_interval_s)
+    signer.watch(store, recorder.events)
     signal.signal(LOCK_SIGNAL, lambda _signum, _frame: recorder.request_lock())
     button = (GpioLockButton.open(config.record.lock_gpio_line, recorder.request_lock)
               if config.record.lock_gpio_line else None)
@@ -228,11 +236,25 @@ def cmd_run(args: argparse.Namespace) -> int:
             location.stop()
         source.close()
         detector.close()
+        store.close()  # when the pipeline did not get to: the signer finishes, the lease is released
     _print_run_summary(stats, [info.video_path for info in recorder.finished])
+    if signer.failed:
+        print(f"signing                {signer.failed} segments could not be signed now; they are at the next start")
     if isinstance(source, ReconnectingSource) and source.blind_periods:
         print(f"camera blind           {source.blind_seconds:.1f} s in {source.blind_periods} outages")
     _write_stats(args.stats_json, stats)
     return 0
+
+
+def _open_signer(store: LoopStore, key: DeviceKey, config: Config) -> SegmentSigner:
+    """The signer of the folder's chain (edge.evidence.chain): signs what recovery left unsigned, then each
+    finished segment."""
+    try:
+        return SegmentSigner.open(store.folder, key, SigningContext(config_digest(config),
+                                                                    f"privacy-dashcam {__version__}"))
+    except BaseException:  # noqa: BLE001 - re-raised; the store's lease is released on the way out
+        store.close()
+        raise
 
 
 def _open_camera(config: Config, stop: threading.Event) -> FrameSource:
@@ -363,9 +385,21 @@ def cmd_trips(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     with _trips_index(args) as (folder, index):
         result = export_segments(args.target, args.output, folder, index)
+        _config = load_config(args.config)
+        key = DeviceKey.load(key_dir(_config.evidence.key_dir))
+        seal = seal_export(args.output, result.label, result.segments, result.files, folder, key) if key else None
     print(f"exported {result.label} to {args.output}/ ({result.track_points} track points):")
-    for path in result.files:
+    for path in result.files + (seal.files if seal else []):
         print(f"  {path}")
+    if seal is None:
+        print(f"dashcam: warning: no device key in {key_dir(_config.evidence.key_dir)}: this export carries no "
+              "signatures (`dashcam verify` cannot check it)", file=sys.stderr)
+    elif seal.unsigned:
+        print(f"dashcam: warning: {len(seal.unsigned)} segments have no manifest (recorded before signing, or "
+              f"not signed yet): {', '.join(seal.unsigned)}", file=sys.stderr)
+    else:
+        print(f"check it with: dashcam verify {args.output} --key {args.output / 'device-key.pub.pem'}  "
+              f"(device key {seal.fingerprint})")
     return 0
 
 
@@ -429,6 +463,54 @@ def cmd_wipe(args: argparse.Namespace) -> int:
     for other in done.others:
         print(f"  kept (not dashcam's): {other}")
     return 0
+
+
+# ---- dashcam key and verify (edge/evidence/) ---------------------------------------------------------------
+
+def _evidence_parsers(sub: argparse._SubParsersAction) -> None:
+    key = sub.add_parser("key", help="show or export this dashcam's public key (made on first use)")
+    key.add_argument("--config", "-c", type=Path, help="YAML config file whose evidence.key_dir is used")
+    key.add_argument("--show", action="store_true", help="print the fingerprint and the public key (the default)")
+    key.add_argument("--export", type=Path, metavar="FILE", help="also write the public key (PEM) to FILE")
+    key.add_argument("--verbose", "-v", action="count", default=0, help="more log output (-vv for debug)")
+    key.set_defaults(handler=cmd_key)
+    check = sub.add_parser("verify", help="check signed footage: signatures, files, and the chain (exit 0 = all good)")
+    check.add_argument("target", type=Path, metavar="FILE_OR_DIR",
+                       help="an export folder, a recordings folder, or one segment's .mp4 or .manifest")
+    check.add_argument("--key", type=Path, metavar="PUBLIC_KEY",
+                       help="the dashcam's public key (default: device-key.pub.pem in the folder; then check its "
+                       "fingerprint with the owner)")
+    check.add_argument("--verbose", "-v", action="count", default=0, help="more log output (-vv for debug)")
+    check.set_defaults(handler=cmd_verify)
+
+
+def cmd_key(args: argparse.Namespace) -> int:
+    directory = key_dir(load_config(args.config).evidence.key_dir)
+    existed = DeviceKey.load(directory) is not None
+    key = DeviceKey.load_or_create(directory)
+    if not existed:
+        print(f"made a new device key in {directory}/ (back up {key.directory}/device-key.pem: without it, "
+              "new footage verifies with a new public key only)", file=sys.stderr)
+    if args.export:
+        write_atomic(args.export, public_pem(key.public))
+        print(f"wrote the public key to {args.export}", file=sys.stderr)
+    print(f"fingerprint {key.fingerprint}")
+    print(public_pem(key.public).decode().rstrip())
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    """One line per segment and gap, then the summary; exit 1 when anything does not verify."""
+    report = verify(args.target, args.key)
+    for line in report.lines:
+        print(line)
+    for note in report.notes:
+        print(f"note: {note}")
+    if report.ok:
+        print(f"verified: {report.verified} segments, signatures, files and chain all good")
+        return 0
+    print(f"NOT VERIFIED: {len(report.failures)} problems, {report.verified} segments good")
+    return 1
 
 
 # ---- dashcam bench (the engine is edge/bench/runner.py; docs/benchmark.md) ----------------------------------

@@ -258,6 +258,12 @@ class GpsConfig:
 
 
 @dataclass(frozen=True)
+class EvidenceConfig:
+    key_dir: str = _opt("", "folder of the device's signing key (empty = $XDG_STATE_HOME/privacy-dashcam, else "
+                        "~/.local/state/privacy-dashcam); keep it off the card or drive the footage is on")
+
+
+@dataclass(frozen=True)
 class Config:
     source: SourceConfig = _section(SourceConfig, "camera or file input")
     gps: GpsConfig = _section(GpsConfig, "GPS receiver and location privacy")
@@ -265,6 +271,7 @@ class Config:
     track: TrackConfig = _section(TrackConfig, "detection cadence and tracking between detections")
     redact: RedactConfig = _section(RedactConfig, "how detected regions are hidden")
     record: RecordConfig = _section(RecordConfig, "segment files")
+    evidence: EvidenceConfig = _section(EvidenceConfig, "signed manifests: the device key (see `dashcam verify`)")
 
 
 def load_config(path: Path | None) -> Config:

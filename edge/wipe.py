@@ -1,9 +1,9 @@
 """`dashcam wipe`: erase every recording from a recordings folder, e.g. before selling the car.
 
 This module owns finding what belongs to dashcam in a recordings folder (segments,
-sidecars, their `.partial` leftovers, `locked/`, the trips index and its WAL files) and
-deleting it while holding the recorder lease, so no recorder can start writing in
-between. Files that dashcam did not name are left alone and reported.
+sidecars, signed manifests, their `.partial` leftovers, `locked/`, the trips index and its
+WAL files, the evidence chain's head and deletion log) and deleting it while holding the
+recorder lease, so no recorder can start writing in between. Files that dashcam did not name are left alone and reported.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 from edge.errors import SourceError, StorageError
 from edge.record.atomic import fsync_dir
 from edge.record.lease import RecorderLease, running_recorder
-from edge.record.store import INDEX_NAME, PID_NAME, SEGMENT_PREFIX, RecordingsFolder
+from edge.record.store import CHAIN_HEAD_NAME, DELETIONS_NAME, INDEX_NAME, PID_NAME, SEGMENT_PREFIX, RecordingsFolder
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,8 @@ def plan_wipe(folder: RecordingsFolder) -> WipePlan:
 
 def _is_ours(path: Path) -> bool:
     name = path.name
-    return name.startswith(SEGMENT_PREFIX) or name.startswith(INDEX_NAME) or name == PID_NAME
+    return (name.startswith(SEGMENT_PREFIX) or name.startswith(INDEX_NAME)
+            or name in (PID_NAME, CHAIN_HEAD_NAME, DELETIONS_NAME))
 
 
 def wipe(folder: RecordingsFolder) -> WipePlan:

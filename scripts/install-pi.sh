@@ -74,9 +74,12 @@ if [[ "$DO_USER" -eq 1 ]] && ! id dashcam >/dev/null 2>&1; then
   useradd --system --home-dir /var/lib/dashcam --shell /usr/sbin/nologin --groups dialout,video dashcam
 fi
 
-mkdir -p "$OPT" "$ETC" "$ROOT$RECORDINGS"
+# The signing key stays on the SD card's system partition, never beside footage on an external drive.
+KEYS="/var/lib/dashcam/keys"
+mkdir -p "$OPT" "$ETC" "$ROOT$RECORDINGS" "$ROOT$KEYS"
 chmod 0750 "$ROOT$RECORDINGS"  # footage and GPS tracks are personal data
-if [[ "$DO_USER" -eq 1 ]]; then chown dashcam:dashcam "$ROOT$RECORDINGS"; fi
+chmod 0700 "$ROOT$KEYS"
+if [[ "$DO_USER" -eq 1 ]]; then chown dashcam:dashcam "$ROOT$RECORDINGS" "$ROOT$KEYS"; fi
 
 if [[ "$DO_PIP" -eq 1 ]]; then
   say "installing dashcam into $OPT/venv"
@@ -93,6 +96,7 @@ fi
 # ---- config: never overwrite the user's edits -----------------------------------------------------------
 if [[ ! -f "$ETC/config.yaml" ]]; then
   sed "s#^  directory: .*#  directory: $RECORDINGS#" "$CONFIG_SRC" > "$ETC/config.yaml"
+  grep -q '^evidence:' "$ETC/config.yaml" || printf 'evidence:\n  key_dir: %s\n' "$KEYS" >> "$ETC/config.yaml"
   say "wrote $ETC/config.yaml from $CONFIG_SRC (recordings in $RECORDINGS)"
 else
   say "keeping existing $ETC/config.yaml"
@@ -144,7 +148,7 @@ TimeoutStartSec=300
 # SIGTERM finishes the current segment first.
 TimeoutStopSec=30
 ProtectSystem=strict
-ReadWritePaths=$RECORDINGS
+ReadWritePaths=$RECORDINGS $KEYS
 ProtectHome=true
 PrivateTmp=true
 NoNewPrivileges=true
@@ -167,6 +171,9 @@ if [[ "$DO_SYSTEMCTL" -eq 1 ]]; then
   systemctl restart systemd-journald || true
   systemctl daemon-reload
   systemctl enable dashcam.service
+  # The device key, made now so its fingerprint can be written down: recipients of exported footage check it.
+  sudo -u dashcam "$OPT/venv/bin/dashcam" key --config /etc/dashcam/config.yaml | head -1 | sed 's/^/install-pi: device key /' \
+    || say "could not make the device key now; the first run makes it (see: dashcam key)"
   say "check the hardware: sudo -u dashcam $OPT/venv/bin/dashcam doctor --config /etc/dashcam/config.yaml"
   say "then start it: sudo systemctl start dashcam; follow it: journalctl -fu dashcam"
 fi

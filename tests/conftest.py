@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -16,6 +17,8 @@ from edge.types import Detections
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data"
+# Device keys made by `dashcam run` in tests (edge.evidence.keys) go to a folder of the test run, not ~/.local/state.
+os.environ["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="dashcam-test-state-")
 
 
 def detail(image_bgr: np.ndarray) -> float:

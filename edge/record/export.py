@@ -26,6 +26,7 @@ class ExportResult:
     label: str
     files: list[Path] = field(default_factory=list)
     track_points: int = 0
+    segments: list[StoredSegment] = field(default_factory=list)
 
 
 def resolve(target: str, folder: RecordingsFolder, index: TripsIndex) -> tuple[str, list[StoredSegment]]:
@@ -47,7 +48,7 @@ def resolve(target: str, folder: RecordingsFolder, index: TripsIndex) -> tuple[s
 def export(target: str, output: Path, folder: RecordingsFolder, index: TripsIndex) -> ExportResult:
     label, segments = resolve(target, folder, index)
     _check_output(output, folder)
-    result = ExportResult(label)
+    result = ExportResult(label, segments=segments)
     for segment in segments:
         result.files.append(copy_atomic(segment.video_path, output / segment.name))
         if is_regular_file(segment.sidecar_path):

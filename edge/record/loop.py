@@ -56,6 +56,7 @@ class LoopStore:
         self._identity: tuple[int, int] | None = None
         self._reserve_bytes = 0  # room kept for the next segment: the largest recent one
         self._on_delete: list[Callable[[set[Path]], None]] = []
+        self._on_close: list[Callable[[], None]] = []
 
     @classmethod
     def open(cls, directory: Path, options: LoopOptions | None = None) -> LoopStore:
@@ -80,6 +81,10 @@ class LoopStore:
     def on_delete(self, listener: Callable[[set[Path]], None]) -> None:
         """Be told which video paths retention deleted (the recorder forgets them for reach-back locks)."""
         self._on_delete.append(listener)
+
+    def on_close(self, listener: Callable[[], None]) -> None:
+        """Be called when recording ends, while the lease is still held (the signer finishes its queue)."""
+        self._on_close.append(listener)
 
     def check_folder(self) -> None:
         """The folder is still the one opened: a different one means the card was swapped or unmounted."""
@@ -128,6 +133,14 @@ class LoopStore:
         self.deleted_for_full_disk += 1
 
     def close(self) -> None:
+        listeners, self._on_close = self._on_close, []
+        try:
+            for listener in listeners:
+                listener()
+        finally:
+            self._close_files()
+
+    def _close_files(self) -> None:
         if self._index is not None:
             self._index.close()
             self._index = None

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge.errors import StorageError
-from edge.record.atomic import (FOLDER_MODE, RoomMaker, fsync_dir, make_output_folder, open_regular, partial_path,
-                               unique_path, write_atomic)
+from edge.record.atomic import (FOLDER_MODE, RoomMaker, fsync_dir, is_regular_file, make_output_folder, open_regular,
+                               partial_path, unique_path, write_atomic)
 from edge.record.sidecar import Sidecar
 
 log = logging.getLogger(__name__)
@@ -34,6 +34,10 @@ SIDECAR_SUFFIX = ".json"
 LOCKED_DIR = "locked"
 INDEX_NAME = "index.sqlite3"
 PID_NAME = "dashcam.pid"
+# Evidence (edge.evidence): a signed manifest beside each video, the chain's head and the deletion log.
+MANIFEST_SUFFIX = ".manifest"
+CHAIN_HEAD_NAME = "dashcam-chain.json"
+DELETIONS_NAME = "dashcam-deletions.jsonl"
 _NAME_TIME = "%Y-%m-%d_%H-%M-%SZ"
 SIDECAR_MAX_BYTES = 16 << 20  # a day-long segment's track is a few MB; more is not a sidecar
 _NAME_RE = re.compile(r"dashcam_(\d{4}-\d\d-\d\d_\d\d-\d\d-\d\dZ)(_\d+)?")
@@ -190,6 +194,9 @@ class RecordingsFolder:
             # Video first: a crash after this leaves locked/X.mp4 with its sidecar in the root,
             # which recovery moves over.
             os.replace(segment.video_path, target)
+            manifest = segment.video_path.with_suffix(MANIFEST_SUFFIX)
+            if is_regular_file(manifest):  # the signed manifest goes with it (edge.evidence amends it)
+                os.replace(manifest, target.with_suffix(MANIFEST_SUFFIX))
             fsync_dir(self.locked_dir)
             write_sidecar(target.with_suffix(SIDECAR_SUFFIX), sidecar, make_room)
             segment.sidecar_path.unlink(missing_ok=True)

@@ -43,6 +43,7 @@ def test_install_writes_unit_udev_config_and_is_idempotent(tmp_path: Path):
     assert "SystemMaxUse" in (tmp_path / JOURNALD).read_text(encoding="utf-8")
     config = load_config(tmp_path / CONFIG)  # the installed config validates
     assert config.record.directory == "/var/lib/dashcam/recordings" and config.record.preset == "superfast"
+    assert config.evidence.key_dir == "/var/lib/dashcam/keys"  # off the footage's drive, writable by the unit
     assert (tmp_path / "var/lib/dashcam/recordings").is_dir()
 
     before = _snapshot(tmp_path)

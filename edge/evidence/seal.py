@@ -1,0 +1,109 @@
+"""What `dashcam export` adds so that a recipient can check the footage without trusting anyone.
+
+Beside the copied clips, sidecars and GPX: each segment's manifest, the deletion-log lines
+that explain gaps inside the exported stretch of the chain (only those: the whole log
+would tell when else the car was driven), the device's public key, a README with the
+exact command, and `export-statement.json`, signed, listing every segment (by manifest
+hash) and every other file (by sha256), so a removed, added or altered file is noticed.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edge import __version__
+from edge.evidence.chain import ManifestFile, manifest_path, read_deletions
+from edge.evidence.keys import PUBLIC_NAME, DeviceKey, public_pem
+from edge.evidence.records import EXPORT, RecordError, SignedRecord, sha256_file
+from edge.evidence.verify import STATEMENT_NAME
+from edge.record.atomic import copy_atomic, is_regular_file, write_atomic
+from edge.record.store import DELETIONS_NAME, RecordingsFolder, StoredSegment, format_utc
+
+log = logging.getLogger(__name__)
+
+README_NAME = "README-verify.txt"
+
+
+@dataclass
+class Seal:
+    files: list[Path] = field(default_factory=list)
+    unsigned: list[str] = field(default_factory=list)  # segments without a manifest (recorded before signing)
+    fingerprint: str = ""
+
+
+def seal_export(output: Path, label: str, segments: list[StoredSegment], other_files: list[Path],
+                folder: RecordingsFolder, key: DeviceKey) -> Seal:
+    """Add manifests, deletions, public key, README and the signed statement to an export in `output`."""
+    seal = Seal(fingerprint=key.fingerprint)
+    listed: list[dict[str, object]] = []
+    chains: dict[str, list[int]] = {}
+    for segment in segments:
+        source = manifest_path(segment.video_path)
+        try:
+            found = ManifestFile.read(source) if is_regular_file(source) else None
+        except (OSError, RecordError) as exc:
+            log.warning("the manifest of %s is unreadable (%s): exported unsigned", segment.name, exc)
+            found = None
+        if found is None:
+            seal.unsigned.append(segment.name)
+            continue
+        seal.files.append(copy_atomic(source, output / source.name))
+        chain = str(found.manifest.payload.get("chain"))
+        chains.setdefault(chain, []).append(found.sequence)
+        listed.append({"segment": segment.video_path.stem, "sequence": found.sequence, "chain": chain,
+                       "manifest": found.manifest.sha256})
+    extra = [_write_deletions(output, folder, chains), write_atomic(output / PUBLIC_NAME, public_pem(key.public)),
+             write_atomic(output / README_NAME, _readme(label, key.fingerprint).encode())]
+    seal.files += [p for p in extra if p is not None]
+    files = {p.name: _entry(p) for p in [*other_files, *seal.files] if p.suffix not in (".mp4", ".json", ".manifest")}
+    statement = SignedRecord.sign(key.private, EXPORT, {
+        "device": key.fingerprint, "label": label, "software": f"privacy-dashcam {__version__}",
+        "exported_utc": format_utc(dt.datetime.now(dt.timezone.utc)), "segments": listed, "files": files,
+        "unsigned": seal.unsigned})
+    seal.files.append(write_atomic(output / STATEMENT_NAME, statement.to_bytes()))
+    return seal
+
+
+def _entry(path: Path) -> dict[str, object]:
+    digest, size = sha256_file(path)
+    return {"sha256": digest, "bytes": size}
+
+
+def _write_deletions(output: Path, folder: RecordingsFolder, chains: dict[str, list[int]]) -> Path | None:
+    """The deletion lines inside the exported stretch of each chain."""
+    records, _damaged = read_deletions(folder.root / DELETIONS_NAME)
+    spans = {chain: (min(seqs), max(seqs)) for chain, seqs in chains.items()}
+    kept = []
+    for record in records:
+        span = spans.get(str(record.payload.get("chain")))
+        sequence = record.payload.get("sequence")
+        if span is not None and isinstance(sequence, int) and span[0] < sequence < span[1]:
+            kept.append(json.dumps(record.to_json(), sort_keys=True, ensure_ascii=False, separators=(",", ":")))
+    if not kept:
+        return None
+    return write_atomic(output / DELETIONS_NAME, ("\n".join(kept) + "\n").encode("utf-8"))
+
+
+def _readme(label: str, device_fingerprint: str) -> str:
+    return f"""Footage exported from a privacy-dashcam ({label})
+=================================================
+
+Every clip here was anonymized on the dashcam before it was stored: faces and licence plates
+are blurred, and frames the detectors could not vouch for were blurred whole (the counts are in
+each clip's .json sidecar). Each clip has a .manifest signed by the dashcam's device key; the
+manifests form a chain, and export-statement.json (signed) lists every file of this export.
+
+To check that nothing was altered, removed or added since the dashcam recorded it, install
+privacy-dashcam (pip install privacy-dashcam, or from its source) and run, in this folder:
+
+    dashcam verify . --key device-key.pub.pem
+
+It prints one line per clip and exits 0 only when everything verifies. The public key is in this
+folder for convenience; a forger could replace it, so compare its fingerprint with the one the
+dashcam's owner gives you (`dashcam key --show` on the dashcam):
+
+    {device_fingerprint}
+"""
