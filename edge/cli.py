@@ -44,19 +44,22 @@ from edge.gps.reader import SerialGpsReader, describe_fix
 from edge.gps.choose import location_provider
 from edge.gps.stamp import LocationStamper
 from edge.pipeline import Pipeline, RunStats
-from edge.record.atomic import make_output_folder, write_atomic
+from edge.record.atomic import is_regular_file, make_output_folder, write_atomic
 from edge.record.button import GpioLockButton
 from edge.record.encoder import EncoderSettings
 from edge.record.export import export as export_segments
+from edge.record.export import resolve as resolve_segments
 from edge.record.gpx import export_gpx
 from edge.record.index import TripsIndex
 from edge.record.lease import LOCK_SIGNAL, running_recorder, signal_lock
 from edge.record.loop import LoopOptions, LoopStore
 from edge.record.segments import SegmentRecorder
-from edge.record.store import RecordingsFolder
+from edge.record.store import UPLOAD_QUEUE_NAME, RecordingsFolder
 from edge.redact import Redactor
 from edge.service import Watchdog, notify
 from edge.thermal import governor_for
+from edge.upload.queue import UploadQueue
+from edge.upload.uploader import Uploader
 from edge.wipe import plan_wipe, wipe
 
 log = logging.getLogger("edge.cli")
@@ -204,6 +207,10 @@ def cmd_run(args: argparse.Namespace) -> int:
                                location_policy=policy if location else None,
                                track_interval_s=config.gps.track_interval_s)
     signer.watch(store, recorder.events)
+    uploader = Uploader.open(store.folder, config.upload, key) if config.upload.enabled else None
+    if uploader:
+        uploader.watch(store, recorder.events)
+        uploader.start()
     signal.signal(LOCK_SIGNAL, lambda _signum, _frame: recorder.request_lock())
     button = (GpioLockButton.open(config.record.lock_gpio_line, recorder.request_lock)
               if config.record.lock_gpio_line else None)
@@ -379,6 +386,9 @@ def cmd_trips(args: argparse.Namespace) -> int:
         for segment in locked:
             print(f"  {segment.name}  trip {segment.trip_id}  {_utc_text(segment.start_utc)}  "
                   f"{_duration(segment.duration_s)}")
+    if is_regular_file(folder.root / UPLOAD_QUEUE_NAME):
+        print()
+        _print_upload_status(folder)
     return 0
 
 
@@ -482,6 +492,58 @@ def _evidence_parsers(sub: argparse._SubParsersAction) -> None:
                        "fingerprint with the owner)")
     check.add_argument("--verbose", "-v", action="count", default=0, help="more log output (-vv for debug)")
     check.set_defaults(handler=cmd_verify)
+    upload = sub.add_parser("upload", help="send queued anonymized segments to the upload.remote (rclone); "
+                            "optionally queue a trip or segment first")
+    _recordings_option(upload)
+    upload.add_argument("target", nargs="?", metavar="TRIP_OR_SEGMENT", help="queue this trip or segment first")
+    upload.add_argument("--status", action="store_true", help="only print what is sent and queued")
+    upload.set_defaults(handler=cmd_upload)
+
+
+def cmd_upload(args: argparse.Namespace) -> int:
+    """Queue a trip or segment when named, then send what is queued; `--status` only reports."""
+    folder, config = _recordings(args)
+    if args.status:
+        _print_upload_status(folder)
+        return 0
+    if not config.upload.remote:
+        raise SourceError("no upload.remote in the config: set it to an rclone remote and folder, e.g. nas:dashcam")
+    key = DeviceKey.load(key_dir(config.evidence.key_dir))
+    if key is None:
+        raise SourceError(f"no device key in {key_dir(config.evidence.key_dir)}: nothing here was signed, "
+                          "and only signed footage is uploaded")
+    uploader = Uploader.open(folder, config.upload, key)
+    try:
+        if args.target:
+            with _trips_index(args) as (_folder, index):
+                label, segments = resolve_segments(args.target, folder, index)
+            added = uploader.queue_segments([s.video_path.stem for s in segments])
+            print(f"queued {label}: {added} segments ({len(segments) - added} were queued or sent before)")
+        result = uploader.upload_pending()
+    finally:
+        uploader.close()
+    print(f"sent {result.sent} segments to {config.upload.remote}" + (
+        f"; {result.postponed} wait for their manifest" if result.postponed else "") + (
+        "; waiting for the Wi-Fi network " + config.upload.wifi_ssid if result.waiting else ""))
+    _print_upload_status(folder)
+    if result.failed:
+        print(f"dashcam: error: upload failed: {result.last_error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _print_upload_status(folder: RecordingsFolder) -> None:
+    if not is_regular_file(folder.root / UPLOAD_QUEUE_NAME):
+        print("uploads: none (nothing was ever queued)")
+        return
+    queue = UploadQueue.open(folder.root)
+    try:
+        status = queue.status()
+    finally:
+        queue.close()
+    print(f"uploads: {status.done} sent ({status.sent_bytes / 1e6:.1f} MB), {status.queued} queued, "
+          f"{status.gone} deleted before they could be sent"
+          + (f"; last error: {status.last_error}" if status.last_error else ""))
 
 
 def cmd_key(args: argparse.Namespace) -> int:

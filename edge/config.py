@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,8 @@ Codec = Literal["libx264", "mpeg4"]
 Preset = Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium"]
 RetentionPreset = Literal["eu-72h", "loop-only", "keep"]
 GpsSource = Literal["auto", "none", "serial", "replay", "gpsd"]
+UploadSelect = Literal["locked", "trips", "all"]
+UploadWhen = Literal["always", "wifi"]
 
 # Model choices come from the model registry (edge/detect/models.py), one entry per model.
 FACE_MODELS = keys_for("face")
@@ -264,6 +267,21 @@ class EvidenceConfig:
 
 
 @dataclass(frozen=True)
+class UploadConfig:
+    enabled: bool = _opt(False, "send anonymized segments (with sidecars and manifests) to an rclone remote; "
+                         "nothing leaves the car while false")
+    remote: str = _opt("", "rclone remote and folder, e.g. nas:dashcam (set the remote up with `rclone config`)")
+    rclone_config: str = _opt("", "rclone config file holding the remote (empty = rclone's own default)")
+    select: UploadSelect = _opt("locked", "what is sent: locked (incidents only), trips (every segment of a trip, "
+                                "once the run ends), all (every segment as it finishes)")
+    when: UploadWhen = _opt("always", "always, or wifi: only while joined to the Wi-Fi network wifi_ssid")
+    wifi_ssid: str = _opt("", "the Wi-Fi network (e.g. home) uploads wait for, for when: wifi")
+    bandwidth: str = _opt("1M", "rclone --bwlimit: bytes per second, e.g. 500K, 2M, or off")
+    retry_seconds: float = _opt(60.0, "wait after a failed upload (no network) before the next try", min=1.0,
+                                max=86400.0)
+
+
+@dataclass(frozen=True)
 class Config:
     source: SourceConfig = _section(SourceConfig, "camera or file input")
     gps: GpsConfig = _section(GpsConfig, "GPS receiver and location privacy")
@@ -272,6 +290,7 @@ class Config:
     redact: RedactConfig = _section(RedactConfig, "how detected regions are hidden")
     record: RecordConfig = _section(RecordConfig, "segment files")
     evidence: EvidenceConfig = _section(EvidenceConfig, "signed manifests: the device key (see `dashcam verify`)")
+    upload: UploadConfig = _section(UploadConfig, "opt-in upload of anonymized footage with rclone (off by default)")
 
 
 def load_config(path: Path | None) -> Config:
@@ -335,11 +354,22 @@ def config_from_dict(data: Any, origin: str = "<config>") -> Config:
     if track.detect_every > track.max_gap_frames:
         raise ConfigError(f"{origin}: track.detect_every ({track.detect_every}) is above track.max_gap_frames "
                           f"({track.max_gap_frames}): every frame between detections would be blurred whole")
+    _check_upload(config.upload, origin)
     plates = config.detect.plates
     if plates.road_top >= plates.road_bottom:
         raise ConfigError(f"{origin}: detect.plates.road_top ({plates.road_top}) must be above "
                           f"detect.plates.road_bottom ({plates.road_bottom})")
     return config
+
+
+def _check_upload(upload: UploadConfig, origin: str) -> None:
+    if upload.enabled and ":" not in upload.remote:
+        raise ConfigError(f"{origin}: upload.enabled is true but upload.remote ({upload.remote!r}) is not an rclone "
+                          "remote and folder such as nas:dashcam")
+    if upload.when == "wifi" and not upload.wifi_ssid:
+        raise ConfigError(f"{origin}: upload.when is wifi but upload.wifi_ssid is empty: name the network")
+    if not re.fullmatch(r"off|\d+(\.\d+)?[BKMGbkmg]?", upload.bandwidth):
+        raise ConfigError(f"{origin}: upload.bandwidth {upload.bandwidth!r} is not a rate such as 500K, 2M or off")
 
 
 def _build(cls: type, data: Any, origin: str, prefix: str) -> Any:

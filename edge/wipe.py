@@ -2,8 +2,9 @@
 
 This module owns finding what belongs to dashcam in a recordings folder (segments,
 sidecars, signed manifests, their `.partial` leftovers, `locked/`, the trips index and its
-WAL files, the evidence chain's head and deletion log) and deleting it while holding the
-recorder lease, so no recorder can start writing in between. Files that dashcam did not name are left alone and reported.
+WAL files, the evidence chain's head and deletion log, the upload queue) and deleting it
+while holding the recorder lease, so no recorder can start writing in between. Files that
+dashcam did not name are left alone and reported.
 """
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from pathlib import Path
 from edge.errors import SourceError, StorageError
 from edge.record.atomic import fsync_dir
 from edge.record.lease import RecorderLease, running_recorder
-from edge.record.store import CHAIN_HEAD_NAME, DELETIONS_NAME, INDEX_NAME, PID_NAME, SEGMENT_PREFIX, RecordingsFolder
+from edge.record.store import (CHAIN_HEAD_NAME, DELETIONS_NAME, INDEX_NAME, PID_NAME, SEGMENT_PREFIX,
+                               UPLOAD_QUEUE_NAME, RecordingsFolder)
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +41,7 @@ def plan_wipe(folder: RecordingsFolder) -> WipePlan:
 
 def _is_ours(path: Path) -> bool:
     name = path.name
-    return (name.startswith(SEGMENT_PREFIX) or name.startswith(INDEX_NAME)
+    return (name.startswith(SEGMENT_PREFIX) or name.startswith(INDEX_NAME) or name.startswith(UPLOAD_QUEUE_NAME)
             or name in (PID_NAME, CHAIN_HEAD_NAME, DELETIONS_NAME))
 
 

@@ -38,6 +38,7 @@ PID_NAME = "dashcam.pid"
 MANIFEST_SUFFIX = ".manifest"
 CHAIN_HEAD_NAME = "dashcam-chain.json"
 DELETIONS_NAME = "dashcam-deletions.jsonl"
+UPLOAD_QUEUE_NAME = "dashcam-uploads.sqlite3"  # edge.upload: what is queued for, or was sent to, the remote
 _NAME_TIME = "%Y-%m-%d_%H-%M-%SZ"
 SIDECAR_MAX_BYTES = 16 << 20  # a day-long segment's track is a few MB; more is not a sidecar
 _NAME_RE = re.compile(r"dashcam_(\d{4}-\d\d-\d\d_\d\d-\d\d-\d\dZ)(_\d+)?")
