@@ -10,6 +10,11 @@ counts as hidden when its core keeps < 0.25 of the source's detail (edge.bench.s
 
     python scripts/bench_speed.py [--repeats 3] [--cadence 3] [--json bench-speed.json] [--no-deface]
         [--config before=old.yaml --config default=configs/default.yaml]
+    python scripts/bench_speed.py --signing [--segment-mb 45]
+
+`--signing` instead measures what evidence costs per segment (edge.evidence): hashing and
+signing one segment-sized file (default 45 MB, about a minute of 1080p at crf 23), one Ed25519
+signature, and `dashcam verify` of that segment; medians of `--repeats` (at least 5).
 
 deface is installed on first use into `--deface-venv` (default .bench/deface-venv) with
 `pip install deface onnxruntime`, so the package index must be reachable once. Offline
@@ -197,6 +202,47 @@ def machine() -> dict:
             "onnxruntime": onnxruntime.__version__, "dashcam": __version__}
 
 
+def bench_signing(segment_mb: int, repeats: int) -> dict:
+    """Median seconds to describe+sign a segment of `segment_mb` MB (the signer thread's work), to sign once,
+    and to verify it; the file is random bytes (hashing does not care what it holds)."""
+    from edge.evidence.chain import FolderChain, SigningContext
+    from edge.evidence.keys import DeviceKey
+    from edge.evidence.verify import verify
+    from edge.record.sidecar import Sidecar
+    from edge.record.store import RecordingsFolder, StoredSegment, start_from_name, write_sidecar
+
+    repeats = max(repeats, 5)
+    with tempfile.TemporaryDirectory(prefix="bench-signing-") as tmp:
+        folder = RecordingsFolder(Path(tmp) / "rec")
+        folder.create()
+        key = DeviceKey.load_or_create(Path(tmp) / "keys")
+        chain = FolderChain.open(folder, key)
+        video = folder.root / "dashcam_2026-12-05_12-00-00Z.mp4"
+        with video.open("wb") as handle:
+            for _ in range(segment_mb):
+                handle.write(os.urandom(1 << 20))
+        write_sidecar(video.with_suffix(".json"), Sidecar(video=video.name, frame_count=1800, duration_s=60.0))
+        segment = StoredSegment(video, start_from_name(video.name), video.stat().st_size, locked=False)
+        context = SigningContext("0" * 64, f"privacy-dashcam {__version__}")
+        sign_s, verify_s = [], []
+        for _ in range(repeats):
+            video.with_suffix(".manifest").unlink(missing_ok=True)
+            started = time.perf_counter()
+            chain.append(video, chain.describe(segment, context, after_restart=False))
+            sign_s.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        for _ in range(1000):
+            key.private.sign(b"x" * 1024)
+        one_signature_us = (time.perf_counter() - started) * 1e3
+        for _ in range(repeats):
+            started = time.perf_counter()
+            verify(video.with_suffix(".manifest"), key.public_path)
+            verify_s.append(time.perf_counter() - started)
+    return {"segment_mb": segment_mb, "describe_and_sign_s": round(statistics.median(sign_s), 3),
+            "hash_mb_per_s": round(segment_mb / statistics.median(sign_s), 1),
+            "ed25519_sign_us": round(one_signature_us, 1), "verify_segment_s": round(statistics.median(verify_s), 3)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
@@ -210,7 +256,12 @@ def main() -> None:
     parser.add_argument("--config", action="append", default=[], metavar="NAME=FILE",
                         help="compare detector/redaction settings from FILE under NAME (repeatable; default: "
                              "the built-in defaults as 'default'); each is run in the same session")
+    parser.add_argument("--signing", action="store_true", help="only measure signing and verifying a segment")
+    parser.add_argument("--segment-mb", type=int, default=45, help="segment size for --signing")
     args = parser.parse_args()
+    if args.signing:
+        print(json.dumps({"machine": machine(), "signing": bench_signing(args.segment_mb, args.repeats)}, indent=2))
+        return
     configs = [(item.split("=", 1)[0], Path(item.split("=", 1)[1])) for item in args.config] or [("default", None)]
     truth_720 = load_sample_truth(SAMPLE_VIDEO.with_name("drive_720p.gt.json"))
     report: dict = {"machine": machine(), "cadence": args.cadence, "repeats": args.repeats, "results": {}}

@@ -69,7 +69,9 @@ class ManifestFile:
 
     @property
     def sequence(self) -> int:
-        return int(self.manifest.payload.get("sequence", 0))
+        """The link's number (0 for a malformed one: trusted only once its signature verifies)."""
+        value = self.manifest.payload.get("sequence")
+        return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
     def current(self) -> dict[str, Any]:
         """What the latest signed record says the files are: video name, sidecar hash, locked."""
@@ -233,6 +235,11 @@ class FolderChain:
         except (OSError, RecordError) as exc:
             log.warning("cannot read %s to log its deletion (%s); removing it", manifest_file.name, exc)
         else:
+            if not found.manifest.is_signed_by(self.key.public):
+                log.warning("%s was not signed by this device's key: removed without a deletion line",
+                            manifest_file.name)
+                manifest_file.unlink(missing_ok=True)
+                return
             payload = found.manifest.payload
             entry = {"device": self.key.fingerprint, "chain": payload.get("chain"), "sequence": found.sequence,
                      "manifest": found.manifest.sha256, "segment": payload.get("segment"),
@@ -326,6 +333,7 @@ class SegmentSigner:
         self._lock = threading.Lock()  # chain state: the signing thread and deletions in the recorder's thread
         self._queue: queue.Queue[tuple[str, bool] | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="signer", daemon=True)
+        self._closing = threading.Event()
         self.signed = 0
         self.failed = 0
 
@@ -359,8 +367,10 @@ class SegmentSigner:
                 self._under_lock(lambda p=path: self._chain.log_deletion(p, "loop recording"), video.name)
 
     def close(self) -> None:
-        """Sign what is queued, then stop the thread; a second call does nothing."""
+        """Sign this run's queued segments, then stop the thread; a second call does nothing. What the start-up
+        queued and is not signed yet (a folder of old footage) waits for the next start: stopping stays quick."""
         if self._thread.is_alive():
+            self._closing.set()
             self._queue.put(None)
             self._thread.join()
 
@@ -379,9 +389,11 @@ class SegmentSigner:
     def _run(self) -> None:
         while (item := self._queue.get()) is not None:
             stem, after_restart = item
+            if after_restart and self._closing.is_set():
+                continue
             try:
                 self._settle(stem, after_restart)
-            except (OSError, RecordError) as exc:
+            except Exception as exc:  # noqa: BLE001 - one bad segment must not end signing for the whole run
                 self.failed += 1
                 log.warning("could not sign %s (%s): it is retried at the next start", stem, exc)
 
@@ -397,6 +409,10 @@ class SegmentSigner:
             fsync_dir(path.parent)
         if is_regular_file(path):
             current = ManifestFile.read(path)
+            if not current.manifest.is_signed_by(self._chain.key.public):
+                log.warning("%s is not signed by this device's key: left as it is (`dashcam verify` reports it)",
+                            path.name)
+                return
             state = current.current()
             if segment.locked and (not state["locked"] or state["video"].get("name") != segment.name):
                 with self._lock:

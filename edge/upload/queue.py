@@ -45,6 +45,7 @@ class UploadRow:
     sequence: int | None
     chain: str | None
     bytes: int
+    checked: str | None  # what was compared on the remote, e.g. md5+sha1+size
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,8 @@ class UploadQueue:
                              "was sent' WHERE segment = ?", (segment,))
 
     def rows(self, state: str | None = None) -> list[UploadRow]:
-        query = ("SELECT segment, state, attempts, last_error, manifest_sha256, sequence, chain, bytes FROM uploads"
+        query = ("SELECT segment, state, attempts, last_error, manifest_sha256, sequence, chain, bytes, checked "
+                 "FROM uploads"
                  + (" WHERE state = ?" if state else "") + " ORDER BY segment")
         with self._lock:
             return [UploadRow(*r) for r in self._db.execute(query, (state,) if state else ()).fetchall()]

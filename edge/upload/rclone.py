@@ -61,9 +61,10 @@ class Rclone:
     def copy_file(self, local: Path, name: str) -> None:
         self._run(["copyto", *self._bandwidth, "--", str(local), f"{self.remote}/{name}"])
 
-    def listing(self) -> dict[str, RemoteFile]:
-        """The remote folder's files, with the hashes the remote knows (empty when the folder does not exist)."""
-        output = self._run(["lsjson", "--hash", "--files-only", "--", self.remote], missing_ok=True)
+    def listing(self, names: list[str]) -> dict[str, RemoteFile]:
+        """These files of the remote folder that exist, with the hashes the remote knows."""
+        output = self._run(["lsjson", "--hash", "--files-only", "--files-from-raw", "-", "--", self.remote],
+                           stdin="".join(f"{name}\n" for name in names), missing_ok=True)
         try:
             entries = json.loads(output or "[]")
         except json.JSONDecodeError as exc:

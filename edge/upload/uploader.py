@@ -138,6 +138,8 @@ class Uploader:
             try:
                 outcome = self._send(stem)
             except (RcloneError, OSError, RecordError) as exc:
+                if self._stop.is_set():
+                    break  # the run is stopping: the transfer was ended on purpose, sent again next time
                 result.failed += 1
                 result.last_error = f"{stem}: {exc}"
                 self.queue.mark_failed(stem, str(exc))
@@ -176,7 +178,7 @@ class Uploader:
 
     def _check_remote(self, files: list[Path]) -> str:
         """Each file is on the remote with its size and every hash the remote reports; what was compared."""
-        listing = self._transport.listing()
+        listing = self._transport.listing([f.name for f in files])
         compared: set[str] = {"size"}
         for path in files:
             remote = listing.get(path.name)

@@ -11,7 +11,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from edge.errors import SourceError
 from edge.evidence.chain import ManifestFile, SegmentSigner, SigningContext, read_deletions
 from edge.evidence.keys import PUBLIC_NAME, DeviceKey
 from edge.evidence.verify import verify
@@ -286,3 +289,29 @@ def test_wipe_erases_manifests_the_chain_head_and_the_deletion_log(tmp_path, key
     assert (tmp_path / "rec" / DELETIONS_NAME).exists() and (tmp_path / "rec" / CHAIN_HEAD_NAME).exists()
     wipe(RecordingsFolder(tmp_path / "rec"))
     assert sorted(p.name for p in (tmp_path / "rec").iterdir()) == ["locked"]
+
+
+json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
+                                                                                        max_size=3), max_leaves=10)
+garbage = st.one_of(st.binary(max_size=200), json_values.map(lambda v: json.dumps(v).encode()),
+                    st.fixed_dictionaries({"manifest": st.fixed_dictionaries(
+                        {"kind": st.just("manifest"), "payload": st.dictionaries(st.sampled_from(
+                            ["sequence", "video", "sidecar", "chain", "previous", "device"]), json_values),
+                         "signature": st.just("AAAA")})}).map(lambda v: json.dumps(v).encode()))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(target=st.sampled_from(["manifest", "head", "statement", "deletions"]), content=garbage)
+def test_verify_reports_garbage_files_without_a_traceback(recorded, key, tmp_path_factory, target, content):
+    folder = tmp_path_factory.mktemp("garbage") / "rec"
+    shutil.copytree(recorded, folder)
+    path = {"manifest": _segments(folder)[1].with_suffix(".manifest"), "head": folder / CHAIN_HEAD_NAME,
+            "statement": folder / "export-statement.json", "deletions": folder / DELETIONS_NAME}[target]
+    path.write_bytes(content)
+    try:
+        report = verify(folder, key.public_path)
+    except SourceError as exc:  # an unusable head or statement: exit 2 with one line
+        assert target in ("head", "statement") and str(exc)
+    else:
+        assert not report.ok or target == "deletions"

@@ -150,3 +150,20 @@ def test_dashcam_run_with_uploads_on_sends_while_recording_and_queues_the_rest(t
     finished = run_dashcam("upload", "--config", str(config), "--recordings", str(recordings))
     assert finished.returncode == 0 and "uploads: 6 sent" in finished.stdout, finished.stdout + finished.stderr
     assert len(list((served / "live").glob("*.manifest"))) == 6
+
+
+def test_hashes_the_remote_reports_are_compared_with_the_local_files(tmp_path):
+    """rclone's local backend reports MD5 and SHA-1 (as SFTP and most clouds do); WebDAV above reports none."""
+    (tmp_path / "rclone.conf").write_text("[disk]\ntype = local\n")
+    key = DeviceKey.load_or_create(tmp_path / "keys")
+    rec, _signer = signed_recorder(tmp_path / "rec", key)
+    feed(rec, 0, FPS)
+    rec.close()
+    config = UploadConfig(enabled=True, remote=f"disk:{tmp_path / 'usb'}", rclone_config=str(tmp_path / "rclone.conf"),
+                          select="all", bandwidth="off")
+    uploader = Uploader.open(RecordingsFolder(rec.directory), config, key)
+    assert uploader.upload_pending().sent == 1
+    [row] = uploader.queue.rows("done")
+    uploader.close()
+    assert set(row.checked.split("+")) >= {"md5", "sha1", "size"}
+    assert verify(tmp_path / "usb", key.public_path).ok
