@@ -153,7 +153,13 @@ def test_dashcam_lock_from_another_shell_then_trips_and_export(tmp_path):
     one = run_dashcam("export", locked[0].stem, "--config", str(config), "--output", str(tmp_path / "one"))
     assert one.returncode == 0, one.stderr
     assert sorted(p.name for p in (tmp_path / "one").iterdir()) == sorted(
-        [locked[0].name, locked[0].with_suffix(".json").name, locked[0].stem + ".gpx"])
+        [locked[0].name, locked[0].with_suffix(".json").name, locked[0].stem + ".gpx",
+         locked[0].with_suffix(".manifest").name, "device-key.pub.pem", "README-verify.txt", "export-statement.json"])
+    # Locked from another shell while recording: the signed amendments make both exports verify.
+    for folder in (out, tmp_path / "one"):
+        verified = run_dashcam("verify", str(folder))
+        assert verified.returncode == 0, verified.stdout
+        assert verified.stdout.count(" locked") >= (len(locked) if folder == out else 1)
 
 
 def test_lock_with_nothing_recording_is_a_clear_error(tmp_path):
