@@ -9,6 +9,7 @@ import argparse
 import contextlib
 import dataclasses
 import errno
+import getpass
 import json
 import logging
 import os
@@ -18,6 +19,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edge import __version__
 from edge.anonymize import JobResult, anonymize_all, collect_jobs
@@ -41,6 +43,7 @@ from edge.evidence.seal import seal_export
 from edge.evidence.verify import verify
 from edge.gps.privacy import LocationPolicy
 from edge.gps.reader import SerialGpsReader, describe_fix
+from edge.gps import FixProvider
 from edge.gps.choose import location_provider
 from edge.gps.stamp import LocationStamper
 from edge.pipeline import Pipeline, RunStats
@@ -57,10 +60,15 @@ from edge.record.segments import SegmentRecorder
 from edge.record.store import UPLOAD_QUEUE_NAME, RecordingsFolder
 from edge.redact import Redactor
 from edge.service import Watchdog, notify
+from edge.sinks import Outlet, SinkPolicy
 from edge.thermal import governor_for
+from edge.web.auth import DOCTOR_NAME, PasswordStore, web_state_dir
 from edge.upload.queue import UploadQueue
 from edge.upload.uploader import Uploader
 from edge.wipe import plan_wipe, wipe
+
+if TYPE_CHECKING:  # the web app is an optional extra: imported when it is used
+    from edge.web.server import WebServer
 
 log = logging.getLogger("edge.cli")
 
@@ -220,7 +228,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     governor = (governor_for(detector.detectors, read_sensors, config.track.detect_every,
                              config.detect.faces.input_long_side, config.track.delay_frames, source.fps)
                 if config.source.is_live else None)
-    pipeline = Pipeline(source, detector, redactor, recorder, stop=stop,
+    web = _start_web(config, store.folder, key, location) if config.web.enabled else None
+    sinks = [Outlet(recorder, "recorder")] + ([web.preview_outlet] if web else [])
+    pipeline = Pipeline(source, detector, redactor, sinks, stop=stop,
                         max_frames=max_frames, stamper=stamper, tracking=config.track, live=config.source.is_live,
                         on_frame_stored=Watchdog().frame_stored, governor=governor)
     print(f"dashcam: recording {source.name} ({source.width}x{source.height} @ {source.fps:.2f} fps) "
@@ -235,6 +245,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         stats = pipeline.run()
     finally:
+        if web:
+            web.stop()
         if governor:
             governor.stop()
         if button:
@@ -262,6 +274,54 @@ def _open_signer(store: LoopStore, key: DeviceKey, config: Config) -> SegmentSig
     except BaseException:  # noqa: BLE001 - re-raised; the store's lease is released on the way out
         store.close()
         raise
+
+
+def _start_web(config: Config, folder: RecordingsFolder, key: DeviceKey, location: FixProvider | None) -> _RunningWeb:
+    """The web app in a thread of the recorder, with the live view fed by a preview sink."""
+    from edge.web.preview import LatestJpeg, PreviewSink
+
+    latest = LatestJpeg()
+    preview = PreviewSink(latest, config.web.live_fps, config.web.live_width)
+    gps_fix = (lambda: location.latest() is not None) if location else (lambda: None)
+    server = _web_server(config, folder, key, live=latest, gps_fix=gps_fix)
+    server.start()
+    print(f"dashcam: web app on {server.url}", file=sys.stderr)
+    return _RunningWeb(server, Outlet(preview, "preview", SinkPolicy.DROP_OLDEST, depth=1))
+
+
+@dataclasses.dataclass
+class _RunningWeb:
+    server: WebServer
+    preview_outlet: Outlet
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+def _web_server(config: Config, folder: RecordingsFolder, key: DeviceKey | None, **live: object) -> WebServer:
+    """The app and its server; one clear line when the [web] extra or the password is missing."""
+    try:
+        from edge.web.app import WebContext, build_app
+        from edge.web.footage import Footage
+        from edge.web.server import WebServer
+    except ImportError as exc:
+        raise SourceError(f"the web app needs the [web] extra ({exc.name} is missing): "
+                          "pip install 'privacy-dashcam[web]'") from None
+    state = web_state_dir(config.web.state_dir, key_dir(config.evidence.key_dir))
+    passwords = PasswordStore(state)
+    if not passwords.is_set():
+        raise SourceError(f"no web app password in {state}: set one with dashcam serve --set-password")
+    context = WebContext(Footage(folder, config, key), config, passwords, sensors=read_sensors,
+                         doctor_results=lambda: _doctor_results(state), secure_cookie=config.web.tls,
+                         **live)  # type: ignore[arg-type]
+    return WebServer(build_app(context), config.web, state)
+
+
+def _doctor_results(state: Path) -> list[dict[str, str]] | None:
+    try:
+        return json.loads((state / DOCTOR_NAME).read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def _open_camera(config: Config, stop: threading.Event) -> FrameSource:
@@ -451,7 +511,18 @@ def cmd_doctor(args: argparse.Namespace) -> int:
             print(f"{'':4}  {'':{width}}  fix: {check.fix}")
     failed = sum(c.verdict == FAIL for c in checks)
     print(f"\n{failed} failed, {sum(c.verdict == 'warn' for c in checks)} warnings")
+    _keep_doctor_results(load_config(args.config), checks)
     return 1 if failed else 0
+
+
+def _keep_doctor_results(config: Config, checks: list) -> None:
+    """For the web app's status page; a machine where this cannot be written just does not show them."""
+    state = web_state_dir(config.web.state_dir, key_dir(config.evidence.key_dir))
+    try:
+        state.mkdir(mode=0o700, parents=True, exist_ok=True)
+        write_atomic(state / DOCTOR_NAME, json.dumps([dataclasses.asdict(c) for c in checks]).encode())
+    except (OSError, UserError) as exc:
+        log.info("the doctor results were not kept for the web app: %s", exc)
 
 
 def cmd_wipe(args: argparse.Namespace) -> int:
@@ -498,6 +569,11 @@ def _evidence_parsers(sub: argparse._SubParsersAction) -> None:
     upload.add_argument("target", nargs="?", metavar="TRIP_OR_SEGMENT", help="queue this trip or segment first")
     upload.add_argument("--status", action="store_true", help="only print what is sent and queued")
     upload.set_defaults(handler=cmd_upload)
+    serve = sub.add_parser("serve", help="the web app for a phone: trips, clips, lock, export, live view, status")
+    _recordings_option(serve)
+    serve.add_argument("--set-password", action="store_true",
+                       help="set the web app's password (asked twice; from a script, one line on stdin)")
+    serve.set_defaults(handler=cmd_serve)
 
 
 def cmd_upload(args: argparse.Namespace) -> int:
@@ -544,6 +620,31 @@ def _print_upload_status(folder: RecordingsFolder) -> None:
     print(f"uploads: {status.done} sent ({status.sent_bytes / 1e6:.1f} MB), {status.queued} queued, "
           f"{status.gone} deleted before they could be sent"
           + (f"; last error: {status.last_error}" if status.last_error else ""))
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """The web app in front, until Ctrl-C; or set its password."""
+    folder, config = _recordings(args)
+    state = web_state_dir(config.web.state_dir, key_dir(config.evidence.key_dir))
+    if args.set_password:
+        PasswordStore(state).set(_read_new_password())
+        print(f"web app password set ({state / 'web-password'}, scrypt hash, mode 0600)")
+        return 0
+    if not folder.root.is_dir():
+        raise SourceError(f"no recordings folder {folder.root} (pass --recordings or --config)")
+    server = _web_server(config, folder, DeviceKey.load(key_dir(config.evidence.key_dir)))
+    print(f"dashcam: web app on {server.url} (Ctrl-C stops)", file=sys.stderr)
+    server.run()
+    return 0
+
+
+def _read_new_password() -> str:
+    if sys.stdin.isatty():
+        first = getpass.getpass("new web app password: ")
+        if getpass.getpass("again: ") != first:
+            raise SourceError("the two passwords differ: nothing changed")
+        return first
+    return sys.stdin.readline().rstrip("\n")  # from a script: one line on standard input
 
 
 def cmd_key(args: argparse.Namespace) -> int:

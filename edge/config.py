@@ -282,6 +282,21 @@ class UploadConfig:
 
 
 @dataclass(frozen=True)
+class WebConfig:
+    enabled: bool = _opt(False, "also serve the web app (`dashcam serve`) while `dashcam run` records")
+    host: str = _opt("127.0.0.1", "address to listen on: 127.0.0.1 is this machine only; the hotspot's address "
+                     "(e.g. 10.42.0.1) lets phones on the car's Wi-Fi in (see the README's web app section)")
+    port: int = _opt(8080, "TCP port", min=1, max=65535)
+    tls: bool = _opt(False, "HTTPS with a self-signed certificate the app makes on first use")
+    state_dir: str = _opt("", "folder of the password hash and the TLS certificate (empty = evidence.key_dir's)")
+    live_fps: float = _opt(2.0, "frames per second of the live view (it only ever sees redacted frames)", min=0.2,
+                           max=10.0)
+    live_width: int = _opt(640, "width in pixels of the live view's frames", min=160, max=1920)
+    map_tiles_url: str = _opt("", "opt-in map tiles under trip tracks, e.g. https://tile.openstreetmap.org/{z}/{x}/"
+                              "{y}.png; empty = none. The tile server then learns where the car went")
+
+
+@dataclass(frozen=True)
 class Config:
     source: SourceConfig = _section(SourceConfig, "camera or file input")
     gps: GpsConfig = _section(GpsConfig, "GPS receiver and location privacy")
@@ -291,6 +306,7 @@ class Config:
     record: RecordConfig = _section(RecordConfig, "segment files")
     evidence: EvidenceConfig = _section(EvidenceConfig, "signed manifests: the device key (see `dashcam verify`)")
     upload: UploadConfig = _section(UploadConfig, "opt-in upload of anonymized footage with rclone (off by default)")
+    web: WebConfig = _section(WebConfig, "the local web app: trips, clips, lock, export, live view, status")
 
 
 def load_config(path: Path | None) -> Config:

@@ -207,26 +207,7 @@ class FolderChain:
         return signed
 
     def amend(self, segment: StoredSegment, current: ManifestFile) -> ManifestFile:
-        """The segment was locked after it was signed: sign its new sidecar (and name), if the video is unchanged."""
-        video = _file_entry(segment.video_path)
-        signed_video = current.manifest.payload.get("video", {})
-        if video["sha256"] != signed_video.get("sha256"):
-            raise RecordError(f"{segment.name} no longer matches its signed manifest: not amending it")
-        sidecar_bytes, sidecar = _read_sidecar(segment.sidecar_path)
-        payload = {
-            "manifest": current.manifest.sha256,
-            "number": len(current.amendments) + 1,
-            "video_name": segment.name,
-            "sidecar": {"name": segment.sidecar_path.name, "sha256": hashlib.sha256(sidecar_bytes).hexdigest(),
-                        "bytes": len(sidecar_bytes)},
-            "locked": sidecar.locked,
-            "locked_at_utc": sidecar.locked_at_utc,
-            "signed_utc": _now(),
-        }
-        amended = ManifestFile(current.manifest,
-                               current.amendments + (SignedRecord.sign(self.key.private, AMENDMENT, payload),))
-        write_atomic(manifest_path(segment.video_path), amended.to_bytes(), make_parents=False)
-        return amended
+        return amend(self.key, segment, current)
 
     def log_deletion(self, manifest_file: Path, reason: str) -> None:
         """Append a signed line for the deleted segment whose manifest this is, then remove the manifest."""
@@ -256,6 +237,34 @@ class FolderChain:
             "device": self.key.fingerprint, "chain": self.chain_id, "sequence": self.sequence,
             "manifest": self.head_sha256, "segment": segment, "signed_utc": _now()})
         write_atomic(self.folder.root / CHAIN_HEAD_NAME, head.to_bytes(), make_parents=False)
+
+
+def amend(key: DeviceKey, segment: StoredSegment, current: ManifestFile) -> ManifestFile:
+    """The segment was locked or unlocked after it was signed: sign its new sidecar (and name) as an amendment,
+    if the video is still the one signed. Touches no chain state, so any process holding the key may call it."""
+    video = _file_entry(segment.video_path)
+    if video["sha256"] != current.manifest.payload.get("video", {}).get("sha256"):
+        raise RecordError(f"{segment.name} no longer matches its signed manifest: not amending it")
+    sidecar_bytes, sidecar = _read_sidecar(segment.sidecar_path)
+    payload = {
+        "manifest": current.manifest.sha256,
+        "number": len(current.amendments) + 1,
+        "video_name": segment.name,
+        "sidecar": {"name": segment.sidecar_path.name, "sha256": hashlib.sha256(sidecar_bytes).hexdigest(),
+                    "bytes": len(sidecar_bytes)},
+        "locked": sidecar.locked,
+        "locked_at_utc": sidecar.locked_at_utc,
+        "signed_utc": _now(),
+    }
+    amended = ManifestFile(current.manifest, current.amendments + (SignedRecord.sign(key.private, AMENDMENT, payload),))
+    write_atomic(manifest_path(segment.video_path), amended.to_bytes(), make_parents=False)
+    return amended
+
+
+def needs_amendment(segment: StoredSegment, current: ManifestFile) -> bool:
+    """Locked or unlocked, or renamed, since the latest signed record."""
+    state = current.current()
+    return bool(state["locked"]) != segment.locked or state["video"].get("name") != segment.name
 
 
 def manifests_in(folder: RecordingsFolder) -> Iterable[tuple[Path, ManifestFile]]:
@@ -413,8 +422,7 @@ class SegmentSigner:
                 log.warning("%s is not signed by this device's key: left as it is (`dashcam verify` reports it)",
                             path.name)
                 return
-            state = current.current()
-            if segment.locked and (not state["locked"] or state["video"].get("name") != segment.name):
+            if needs_amendment(segment, current):
                 with self._lock:
                     self._chain.amend(segment, current)
             return

@@ -9,6 +9,7 @@ hash) and every other file (by sha256), so a removed, added or altered file is n
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import logging
 from dataclasses import dataclass, field
@@ -17,9 +18,9 @@ from pathlib import Path
 from edge import __version__
 from edge.evidence.chain import ManifestFile, manifest_path, read_deletions
 from edge.evidence.keys import PUBLIC_NAME, DeviceKey, public_pem
-from edge.evidence.records import EXPORT, RecordError, SignedRecord, sha256_file
+from edge.evidence.records import EXPORT, RecordError, SignedRecord
 from edge.evidence.verify import STATEMENT_NAME
-from edge.record.atomic import copy_atomic, is_regular_file, write_atomic
+from edge.record.atomic import is_regular_file, write_atomic
 from edge.record.store import DELETIONS_NAME, RecordingsFolder, StoredSegment, format_utc
 
 log = logging.getLogger(__name__)
@@ -29,50 +30,64 @@ README_NAME = "README-verify.txt"
 
 @dataclass
 class Seal:
-    files: list[Path] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)  # written by `seal_export`
+    entries: list[tuple[str, bytes]] = field(default_factory=list)  # name -> content, for a zip or a folder
     unsigned: list[str] = field(default_factory=list)  # segments without a manifest (recorded before signing)
     fingerprint: str = ""
 
 
-def seal_export(output: Path, label: str, segments: list[StoredSegment], other_files: list[Path],
-                folder: RecordingsFolder, key: DeviceKey) -> Seal:
-    """Add manifests, deletions, public key, README and the signed statement to an export in `output`."""
+def seal_entries(label: str, segments: list[StoredSegment], other_files: dict[str, bytes],
+                 folder: RecordingsFolder, key: DeviceKey) -> Seal:
+    """The small files that seal an export of `segments` whose other files (GPX...) are `other_files`:
+    manifests, deletion lines, public key, README and, last, the signed statement over all of them."""
     seal = Seal(fingerprint=key.fingerprint)
     listed: list[dict[str, object]] = []
     chains: dict[str, list[int]] = {}
     for segment in segments:
         source = manifest_path(segment.video_path)
         try:
-            found = ManifestFile.read(source) if is_regular_file(source) else None
+            data = _read_regular(source)
+            found = ManifestFile.read(source) if data is not None else None
         except (OSError, RecordError) as exc:
             log.warning("the manifest of %s is unreadable (%s): exported unsigned", segment.name, exc)
-            found = None
-        if found is None:
+            data, found = None, None
+        if found is None or data is None:
             seal.unsigned.append(segment.name)
             continue
-        seal.files.append(copy_atomic(source, output / source.name))
+        seal.entries.append((source.name, data))
         chain = str(found.manifest.payload.get("chain"))
         chains.setdefault(chain, []).append(found.sequence)
         listed.append({"segment": segment.video_path.stem, "sequence": found.sequence, "chain": chain,
                        "manifest": found.manifest.sha256})
-    extra = [_write_deletions(output, folder, chains), write_atomic(output / PUBLIC_NAME, public_pem(key.public)),
-             write_atomic(output / README_NAME, _readme(label, key.fingerprint).encode())]
-    seal.files += [p for p in extra if p is not None]
-    files = {p.name: _entry(p) for p in [*other_files, *seal.files] if p.suffix not in (".mp4", ".json", ".manifest")}
+    deletions = _deletion_lines(folder, chains)
+    if deletions:
+        seal.entries.append((DELETIONS_NAME, deletions))
+    seal.entries += [(PUBLIC_NAME, public_pem(key.public)), (README_NAME, _readme(label, key.fingerprint).encode())]
+    signed_files = {**other_files, **{name: data for name, data in seal.entries if not name.endswith(".manifest")}}
     statement = SignedRecord.sign(key.private, EXPORT, {
         "device": key.fingerprint, "label": label, "software": f"privacy-dashcam {__version__}",
-        "exported_utc": format_utc(dt.datetime.now(dt.timezone.utc)), "segments": listed, "files": files,
+        "exported_utc": format_utc(dt.datetime.now(dt.timezone.utc)), "segments": listed,
+        "files": {name: {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+                  for name, data in signed_files.items()},
         "unsigned": seal.unsigned})
-    seal.files.append(write_atomic(output / STATEMENT_NAME, statement.to_bytes()))
+    seal.entries.append((STATEMENT_NAME, statement.to_bytes()))
     return seal
 
 
-def _entry(path: Path) -> dict[str, object]:
-    digest, size = sha256_file(path)
-    return {"sha256": digest, "bytes": size}
+def seal_export(output: Path, label: str, segments: list[StoredSegment], other_files: list[Path],
+                folder: RecordingsFolder, key: DeviceKey) -> Seal:
+    """Write the seal of an export folder beside the copied clips, sidecars and `other_files` (the GPX)."""
+    others = {p.name: p.read_bytes() for p in other_files if p.suffix not in (".mp4", ".json", ".manifest")}
+    seal = seal_entries(label, segments, others, folder, key)
+    seal.files = [write_atomic(output / name, data) for name, data in seal.entries]
+    return seal
 
 
-def _write_deletions(output: Path, folder: RecordingsFolder, chains: dict[str, list[int]]) -> Path | None:
+def _read_regular(path: Path) -> bytes | None:
+    return path.read_bytes() if is_regular_file(path) else None
+
+
+def _deletion_lines(folder: RecordingsFolder, chains: dict[str, list[int]]) -> bytes:
     """The deletion lines inside the exported stretch of each chain."""
     records, _damaged = read_deletions(folder.root / DELETIONS_NAME)
     spans = {chain: (min(seqs), max(seqs)) for chain, seqs in chains.items()}
@@ -82,9 +97,7 @@ def _write_deletions(output: Path, folder: RecordingsFolder, chains: dict[str, l
         sequence = record.payload.get("sequence")
         if span is not None and isinstance(sequence, int) and span[0] < sequence < span[1]:
             kept.append(json.dumps(record.to_json(), sort_keys=True, ensure_ascii=False, separators=(",", ":")))
-    if not kept:
-        return None
-    return write_atomic(output / DELETIONS_NAME, ("\n".join(kept) + "\n").encode("utf-8"))
+    return ("\n".join(kept) + "\n").encode("utf-8") if kept else b""
 
 
 def _readme(label: str, device_fingerprint: str) -> str:

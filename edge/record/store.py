@@ -185,6 +185,10 @@ class RecordingsFolder:
         """Move a segment into `locked/` with `"locked": true` in its sidecar; idempotent."""
         if segment.locked:
             return segment
+        already = self.locked_dir / segment.name
+        if not os.path.lexists(segment.video_path) and is_regular_file(already):
+            # Locked meanwhile by another hand (the web app, a reach-back lock): nothing to move.
+            return StoredSegment(already, segment.start_utc, segment.size_bytes, locked=True)
         target = self.locked_dir / segment.name
         if os.path.lexists(target):  # never replace locked evidence; keep both under distinct names
             target = unique_path(self.locked_dir, segment.video_path.stem, VIDEO_SUFFIX)
@@ -205,6 +209,30 @@ class RecordingsFolder:
         except OSError as exc:
             raise StorageError(f"cannot lock {segment.name}: {exc.strerror or exc}") from None
         return StoredSegment(target, segment.start_utc, segment.size_bytes, locked=True)
+
+    def unlock(self, segment: StoredSegment, make_room: RoomMaker | None = None) -> StoredSegment:
+        """Move a locked segment back into the loop (retention may then delete it); idempotent."""
+        if not segment.locked:
+            return segment
+        target = self.root / segment.name
+        if os.path.lexists(target) or os.path.lexists(partial_path(target)):
+            target = unique_path(self.root, segment.video_path.stem, VIDEO_SUFFIX)
+        sidecar = (read_sidecar(segment.sidecar_path) or Sidecar(video=segment.name)).replace(
+            video=target.name, locked=False, locked_at_utc=None)
+        try:
+            # Sidecar first: after a crash here recovery deletes it (a sidecar without its video), and the
+            # footage stays locked until the unlock is repeated; never the other way round.
+            write_sidecar(target.with_suffix(SIDECAR_SUFFIX), sidecar, make_room)
+            manifest = segment.video_path.with_suffix(MANIFEST_SUFFIX)
+            if is_regular_file(manifest):
+                os.replace(manifest, target.with_suffix(MANIFEST_SUFFIX))
+            os.replace(segment.video_path, target)
+            segment.sidecar_path.unlink(missing_ok=True)
+            fsync_dir(self.root)
+            fsync_dir(self.locked_dir)
+        except OSError as exc:
+            raise StorageError(f"cannot unlock {segment.name}: {exc.strerror or exc}") from None
+        return StoredSegment(target, segment.start_utc, segment.size_bytes, locked=False)
 
     def delete(self, segment: StoredSegment) -> None:
         """Remove an unlocked segment: video first, so a crash leaves only an orphan sidecar."""
