@@ -88,6 +88,7 @@ class RunStats:
     seconds: float = 0.0
     stage_seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
     sink_skipped: dict[str, int] = field(default_factory=dict)  # frames a drop-oldest sink (a preview) lost
+    sink_seconds: dict[str, float] = field(default_factory=dict)  # each sink's own busy time (its thread)
 
     @property
     def fps(self) -> float:
@@ -190,6 +191,7 @@ class Pipeline:
             finally:
                 stats.stage_seconds["store"] = sink.busy_seconds + time.perf_counter() - closing
                 stats.sink_skipped = sink.skipped()
+                stats.sink_seconds = sink.busy_by_sink()
                 stats.seconds = time.perf_counter() - started
         if self._errors:
             raise self._errors[0]

@@ -184,6 +184,10 @@ class FanOut:
         """The blocking sinks' time: what can hold redaction up."""
         return sum(w.busy_seconds for w in self._workers if w.blocking)
 
+    def busy_by_sink(self) -> dict[str, float]:
+        """Each sink's own time, blocking or not (what a live preview costs)."""
+        return {w.outlet.name: round(w.busy_seconds, 3) for w in self._workers}
+
     def skipped(self) -> dict[str, int]:
         return {w.outlet.name: w.skipped for w in self._workers}
 

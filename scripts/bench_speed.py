@@ -160,6 +160,9 @@ def bench_live(video: Path, config: Path, work: Path, truth: list[GroundTruth]) 
         "detections_per_s": round(stats["frames_detected"] / stats["seconds"], 2),
         "cores_busy": round(measured.cores_busy, 2), "peak_rss_mb": round(measured.peak_rss_mb),
         "stage_ms_per_frame": stats["stage_ms_per_frame"], "detect_ms_per_keyframe": stats["detect_ms_per_keyframe"],
+        # each sink's own busy time as a share of one core (a live preview's cost)
+        "sink_core_share": {name: round(seconds / stats["seconds"], 4)
+                            for name, seconds in stats.get("sink_seconds", {}).items()},
     }
     if stats["frames_stored"] == len(truth):  # with overload drops, frames no longer line up with the truth
         result["recall"] = stored_recall(video, stored, truth)

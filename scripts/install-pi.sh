@@ -84,7 +84,7 @@ if [[ "$DO_USER" -eq 1 ]]; then chown dashcam:dashcam "$ROOT$RECORDINGS" "$ROOT$
 if [[ "$DO_PIP" -eq 1 ]]; then
   say "installing dashcam into $OPT/venv"
   [[ -x "$OPT/venv/bin/python" ]] || python3 -m venv --system-site-packages "$OPT/venv"
-  "$OPT/venv/bin/pip" install --quiet --upgrade "$SRC"
+  "$OPT/venv/bin/pip" install --quiet --upgrade "$SRC[web]"  # [web]: the phone app (dashcam serve)
   if grep -q '^ *kind: gstreamer' "$CONFIG_SRC"; then
     # The PyPI OpenCV wheel has no GStreamer and would shadow Debian's python3-opencv, which has.
     "$OPT/venv/bin/pip" uninstall --quiet --yes opencv-python-headless opencv-python 2>/dev/null || true
