@@ -29,7 +29,8 @@ from edge.record.gpx import build_gpx
 from edge.record.index import SegmentRow, TripRow, TripsIndex
 from edge.record.lease import running_recorder
 from edge.record.sidecar import Sidecar
-from edge.record.store import RecordingsFolder, StoredSegment, read_sidecar
+from edge.record.store import UPLOAD_QUEUE_NAME, RecordingsFolder, StoredSegment, read_sidecar
+from edge.upload.queue import UploadQueue
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +177,15 @@ class Footage:
     def status(self) -> dict[str, object]:
         usage = shutil.disk_usage(self.folder.root)
         segments = self.folder.segments()
+        uploads = None
+        if is_regular_file(self.folder.root / UPLOAD_QUEUE_NAME):
+            queue = UploadQueue.open(self.folder.root)
+            try:
+                uploads = queue.status()
+            finally:
+                queue.close()
         return {
+            "uploads": uploads,
             "recording": running_recorder(self.folder) is not None,
             "free_bytes": usage.free,
             "disk_bytes": usage.total,

@@ -78,7 +78,7 @@ class WebServer:
         tls = tls_files(state_dir, config.host) if config.tls else None
         self.url = f"{'https' if tls else 'http'}://{config.host}:{self.port}/"
         self._server = uvicorn.Server(uvicorn.Config(
-            app, log_level="warning", access_log=False, server_header=False,
+            app, log_level="warning", access_log=False, server_header=False, timeout_graceful_shutdown=3,
             ssl_certfile=str(tls[0]) if tls else None, ssl_keyfile=str(tls[1]) if tls else None))
         self._thread: threading.Thread | None = None
 

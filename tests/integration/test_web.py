@@ -201,8 +201,49 @@ def test_a_trip_export_downloads_as_a_zip_that_verifies(served, tmp_path):
 def test_the_status_page_shows_no_coordinates(served):
     client = _login(served)
     page = client.get("/status").text
-    assert "Recording</th><td>no" in page and "GPS fix" in page
+    assert "Recording</th><td>no" in page and "GPS fix" in page and "Uploads</th><td>none" in page
     assert "48.13" not in page and "11.58" not in page and "(hidden)" in page
+
+
+def test_with_tls_the_app_serves_https_with_a_self_signed_certificate_and_a_secure_cookie(tmp_path):
+    state, port = tmp_path / "state", _free_port()
+    (tmp_path / "rec").mkdir()
+    config = tmp_path / "tls.yaml"
+    config.write_text(f"record:\n  directory: {tmp_path / 'rec'}\nevidence:\n  key_dir: {state}\n"
+                      f"web:\n  port: {port}\n  tls: true\n")
+    subprocess.run(dashcam_command("serve", "--config", str(config), "--set-password"), input=PASSWORD + "\n",
+                   text=True, check=True, capture_output=True)
+    process = subprocess.Popen(dashcam_command("serve", "--config", str(config)), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for_port(port, process)
+        with pytest.raises(httpx.ConnectError):  # not a certificate anyone vouches for
+            httpx.get(f"https://127.0.0.1:{port}/login", timeout=10)
+        client = httpx.Client(base_url=f"https://127.0.0.1:{port}", verify=False, timeout=30)
+        response = client.post("/login", data={"password": PASSWORD})
+        assert response.status_code == 303 and "Secure" in response.headers["set-cookie"]
+        assert (state / "web-cert.pem").is_file() and (os.stat(state / "web-cert-key.pem").st_mode & 0o077) == 0
+    finally:
+        process.terminate()
+        process.communicate(timeout=20)
+
+
+def test_a_port_in_use_or_no_password_is_one_clear_line(tmp_path):
+    (tmp_path / "rec").mkdir()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        config = tmp_path / "c.yaml"
+        config.write_text(f"record:\n  directory: {tmp_path / 'rec'}\nevidence:\n  key_dir: {tmp_path / 's'}\n"
+                          f"web:\n  port: {taken.getsockname()[1]}\n")
+        nopassword = subprocess.run(dashcam_command("serve", "--config", str(config)), capture_output=True,
+                                    text=True, timeout=60)
+        assert nopassword.returncode == 2 and "dashcam serve --set-password" in nopassword.stderr
+        subprocess.run(dashcam_command("serve", "--config", str(config), "--set-password"), input=PASSWORD + "\n",
+                       text=True, check=True, capture_output=True)
+        busy = subprocess.run(dashcam_command("serve", "--config", str(config)), capture_output=True, text=True,
+                              timeout=60)
+    assert busy.returncode == 2 and "cannot listen on 127.0.0.1" in busy.stderr and "Traceback" not in busy.stderr
 
 
 # ---- a real headless Chromium ---------------------------------------------------------------------------------
