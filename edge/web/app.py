@@ -29,6 +29,7 @@ from starlette.templating import Jinja2Templates
 
 from edge import __version__
 from edge.config import Config
+from edge.errors import UserError
 from edge.web.auth import LoginLimiter, PasswordStore, Session, Sessions
 from edge.web.footage import Footage, NotFound
 from edge.web.preview import LatestJpeg
@@ -75,6 +76,7 @@ def build_app(context: WebContext) -> Starlette:
         Route("/segments/{segment_id}/unlock", pages.session_required(pages.unlock_segment, post=True),
               methods=["POST"]),
         Route("/live", pages.session_required(pages.live)),
+        Route("/incident", pages.session_required(pages.incident, post=True), methods=["POST"]),
         Route("/live.jpg", pages.session_required(pages.live_jpeg)),
         Route("/status", pages.session_required(pages.status)),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
@@ -220,6 +222,16 @@ class _Pages:
 
     async def live(self, request: Request, session: Session) -> Response:
         return self._page(request, "live.html", session, recording=self.context.live is not None)
+
+    async def incident(self, request: Request, session: Session) -> Response:
+        try:
+            pid = self.footage.lock_incident()
+        except UserError as exc:
+            return self._page(request, "live.html", session, recording=self.context.live is not None,
+                              message=str(exc))
+        return self._page(request, "live.html", session, recording=self.context.live is not None,
+                          message=f"Kept: the recorder (pid {pid}) locks the current segment and the seconds "
+                          "around it (record.lock_before_seconds, lock_after_seconds).")
 
     async def live_jpeg(self, _request: Request, _session: Session) -> Response:
         number, jpeg = self.context.live.get() if self.context.live else (0, None)

@@ -27,7 +27,7 @@ from edge.evidence.seal import seal_entries
 from edge.record.atomic import is_regular_file
 from edge.record.gpx import build_gpx
 from edge.record.index import SegmentRow, TripRow, TripsIndex
-from edge.record.lease import running_recorder
+from edge.record.lease import running_recorder, signal_lock
 from edge.record.sidecar import Sidecar
 from edge.record.store import UPLOAD_QUEUE_NAME, RecordingsFolder, StoredSegment, read_sidecar
 from edge.upload.queue import UploadQueue
@@ -141,6 +141,10 @@ class Footage:
         except (OSError, RecordError) as exc:
             log.warning("could not sign the new lock state of %s (%s): the recorder does at its next start",
                         stored.name, exc)
+
+    def lock_incident(self) -> int:
+        """What `dashcam lock` does: the running recorder keeps the current segment and the seconds around it."""
+        return signal_lock(self.folder)
 
     # ---- export ------------------------------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import pytest
 
 httpx = pytest.importorskip("httpx", reason="the web tests need the [web] and [test] extras")
@@ -23,6 +24,8 @@ from edge.evidence.keys import DeviceKey  # noqa: E402
 from edge.evidence.verify import verify  # noqa: E402
 from edge.record.loop import LoopOptions, LoopStore  # noqa: E402
 from edge.record.retention import RetentionPolicy  # noqa: E402
+from conftest import read_all_frames, write_clip  # noqa: E402
+from edge.camera import SAMPLE_VIDEO  # noqa: E402
 from recording import FPS, dashcam_command, feed  # noqa: E402
 from test_evidence import signed_recorder  # noqa: E402
 
@@ -305,6 +308,10 @@ def _browser_login(browser, served: Served, password: str = PASSWORD) -> None:
     browser.get(served.url + "/login")
     browser.find_element(By.ID, "password").send_keys(password)
     browser.find_element(By.ID, "login").click()
+    if password == PASSWORD:  # the session cookie is set once the trips page has loaded
+        _wait(lambda: browser.current_url.rstrip("/") == served.url)
+    else:
+        _wait(lambda: _text(browser, "error"))
 
 
 def test_in_a_browser_log_in_open_a_trip_play_lock_and_export(served, browser, tmp_path):
@@ -317,7 +324,6 @@ def test_in_a_browser_log_in_open_a_trip_play_lock_and_export(served, browser, t
     _shot(browser, "login", tmp_path)
 
     _browser_login(browser, served)
-    _wait(lambda: browser.current_url.rstrip("/") == served.url)
     rows = browser.find_elements(By.CSS_SELECTOR, "#trips tr")
     assert len(rows) == 2  # the header and trip 1
     _shot(browser, "trips", tmp_path)
@@ -351,8 +357,12 @@ def test_in_a_browser_the_live_view_updates_while_dashcam_run_records(tmp_path, 
     from selenium.webdriver.common.by import By
 
     port, state = _free_port(), tmp_path / "state"
+    # The sample twice over at 640x360 (24 s): time enough for the browser steps on a loaded machine.
+    frames = [cv2.resize(f, (640, 360), interpolation=cv2.INTER_AREA) for f in read_all_frames(SAMPLE_VIDEO)]
+    clip = write_clip(tmp_path / "drive.mp4", frames + frames, fps=30)
     config = tmp_path / "live.yaml"
-    config.write_text(f"evidence:\n  key_dir: {state}\nweb:\n  enabled: true\n  port: {port}\n  live_fps: 4\n"
+    config.write_text(f"source:\n  kind: file\n  path: {clip}\n"
+                      f"evidence:\n  key_dir: {state}\nweb:\n  enabled: true\n  port: {port}\n  live_fps: 4\n"
                       f"record:\n  directory: {tmp_path / 'rec'}\n")
     subprocess.run(dashcam_command("serve", "--config", str(config), "--set-password"), input=PASSWORD + "\n",
                    text=True, check=True, capture_output=True)
@@ -374,7 +384,10 @@ def test_in_a_browser_the_live_view_updates_while_dashcam_run_records(tmp_path, 
             time.sleep(0.8)
         assert numbers == sorted(numbers) and numbers[-1] > numbers[0]  # new frames keep coming
         _shot(browser, "live", tmp_path)
+        browser.find_element(By.ID, "incident").click()  # what `dashcam lock` does, from the phone
+        assert "Kept" in _wait(lambda: _text(browser, "message"))
     finally:
-        process.terminate()
+        process.terminate()  # SIGTERM finishes the segment, with the lock the phone asked for
         process.communicate(timeout=60)
     assert process.returncode == 0
+    assert list((tmp_path / "rec" / "locked").glob("*.mp4"))
