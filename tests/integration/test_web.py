@@ -3,6 +3,7 @@ sessions, CSRF, rate limit, Range requests, ids never paths, locks that survive 
 verifies, and a live view that only ever gets redacted frames."""
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import shutil
@@ -52,6 +53,25 @@ def _wait_for_port(port: int, process: subprocess.Popen, seconds: float = 60) ->
     raise AssertionError("the server did not listen")
 
 
+def _set_password(config: Path) -> None:
+    subprocess.run(dashcam_command("serve", "--config", str(config), "--set-password"), input=PASSWORD + "\n",
+                   text=True, check=True, capture_output=True)
+
+
+@contextlib.contextmanager
+def _serving(config: Path, port: int) -> Iterator[subprocess.Popen]:
+    """`dashcam serve` with a password set, listening on `port` until the block ends."""
+    _set_password(config)
+    process = subprocess.Popen(dashcam_command("serve", "--config", str(config)), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for_port(port, process)
+        yield process
+    finally:
+        process.terminate()
+        process.communicate(timeout=20)
+
+
 @dataclass
 class Served:
     url: str
@@ -73,16 +93,8 @@ def served(tmp_path) -> Iterator[Served]:
     config.write_text(f"record:\n  directory: {tmp_path / 'rec'}\nevidence:\n  key_dir: {state}\n"
                       f"web:\n  port: {port}\n"
                       "gps:\n  privacy_zones: [{name: home, lat: 48.13512, lon: 11.58198, radius_m: 300}]\n")
-    subprocess.run(dashcam_command("serve", "--config", str(config), "--set-password"), input=PASSWORD + "\n",
-                   text=True, check=True, capture_output=True)
-    process = subprocess.Popen(dashcam_command("serve", "--config", str(config)), stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
-    try:
-        _wait_for_port(port, process)
+    with _serving(config, port):
         yield Served(f"http://127.0.0.1:{port}", tmp_path / "rec", config, key)
-    finally:
-        process.terminate()
-        process.communicate(timeout=20)
 
 
 def _login(served: Served) -> httpx.Client:
@@ -214,21 +226,13 @@ def test_with_tls_the_app_serves_https_with_a_self_signed_certificate_and_a_secu
     config = tmp_path / "tls.yaml"
     config.write_text(f"record:\n  directory: {tmp_path / 'rec'}\nevidence:\n  key_dir: {state}\n"
                       f"web:\n  port: {port}\n  tls: true\n")
-    subprocess.run(dashcam_command("serve", "--config", str(config), "--set-password"), input=PASSWORD + "\n",
-                   text=True, check=True, capture_output=True)
-    process = subprocess.Popen(dashcam_command("serve", "--config", str(config)), stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
-    try:
-        _wait_for_port(port, process)
+    with _serving(config, port):
         with pytest.raises(httpx.ConnectError):  # not a certificate anyone vouches for
             httpx.get(f"https://127.0.0.1:{port}/login", timeout=10)
-        client = httpx.Client(base_url=f"https://127.0.0.1:{port}", verify=False, timeout=30)
-        response = client.post("/login", data={"password": PASSWORD})
+        with httpx.Client(base_url=f"https://127.0.0.1:{port}", verify=False, timeout=30) as client:
+            response = client.post("/login", data={"password": PASSWORD})
         assert response.status_code == 303 and "Secure" in response.headers["set-cookie"]
         assert (state / "web-cert.pem").is_file() and (os.stat(state / "web-cert-key.pem").st_mode & 0o077) == 0
-    finally:
-        process.terminate()
-        process.communicate(timeout=20)
 
 
 def test_a_port_in_use_or_no_password_is_one_clear_line(tmp_path):
@@ -242,8 +246,7 @@ def test_a_port_in_use_or_no_password_is_one_clear_line(tmp_path):
         nopassword = subprocess.run(dashcam_command("serve", "--config", str(config)), capture_output=True,
                                     text=True, timeout=60)
         assert nopassword.returncode == 2 and "dashcam serve --set-password" in nopassword.stderr
-        subprocess.run(dashcam_command("serve", "--config", str(config), "--set-password"), input=PASSWORD + "\n",
-                       text=True, check=True, capture_output=True)
+        _set_password(config)
         busy = subprocess.run(dashcam_command("serve", "--config", str(config)), capture_output=True, text=True,
                               timeout=60)
     assert busy.returncode == 2 and "cannot listen on 127.0.0.1" in busy.stderr and "Traceback" not in busy.stderr
@@ -364,8 +367,7 @@ def test_in_a_browser_the_live_view_updates_while_dashcam_run_records(tmp_path, 
     config.write_text(f"source:\n  kind: file\n  path: {clip}\n"
                       f"evidence:\n  key_dir: {state}\nweb:\n  enabled: true\n  port: {port}\n  live_fps: 4\n"
                       f"record:\n  directory: {tmp_path / 'rec'}\n")
-    subprocess.run(dashcam_command("serve", "--config", str(config), "--set-password"), input=PASSWORD + "\n",
-                   text=True, check=True, capture_output=True)
+    _set_password(config)
     process = subprocess.Popen(dashcam_command("run", "--config", str(config)), stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)  # the sample, at its own 30 fps
     try:
