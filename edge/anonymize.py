@@ -45,31 +45,33 @@ def is_media(path: Path) -> bool:
     return is_image(path) or path.suffix.lower() in VIDEO_SUFFIXES
 
 
-def collect_jobs(inputs: Iterable[Path], output_dir: Path) -> list[Job]:
-    """One job per video or image (folders are listed, not searched recursively); clear errors up front."""
-    files: list[Path] = []
+def collect_jobs(inputs: Iterable[Path], output_dir: Path, recursive: bool = False) -> list[Job]:
+    """One job per video or image; clear errors up front. A folder is listed, or with `recursive` searched,
+    and its tree is kept under `output_dir`."""
+    pairs: list[tuple[Path, Path]] = []  # (input, output path relative to output_dir)
     for item in inputs:
         if item.is_dir():
-            found = sorted(p for p in item.iterdir() if p.is_file() and is_media(p))
+            candidates = item.rglob("*") if recursive else item.iterdir()
+            found = sorted(p for p in candidates if p.is_file() and is_media(p))
             if not found:
-                raise SourceError(f"no videos or images in folder {item}")
-            files.extend(found)
+                raise SourceError(f"no videos or images in folder {item}{' or below it' if recursive else ''}")
+            pairs.extend((p, p.relative_to(item) if recursive else Path(p.name)) for p in found)
         elif item.is_file():
             if not is_media(item):
                 raise SourceError(f"{item}: not a supported video ({', '.join(sorted(VIDEO_SUFFIXES))}) or image")
-            files.append(item)
+            pairs.append((item, Path(item.name)))
         else:
             raise SourceError(f"input not found: {item}")
     jobs: list[Job] = []
-    seen: dict[str, Path] = {}
-    for path in files:
-        target = output_dir / path.name
+    seen: dict[Path, Path] = {}
+    for path, relative in pairs:
+        target = output_dir / relative
         if target.resolve() == path.resolve():
             raise StorageError(f"refusing to overwrite the input {path}: choose another --output folder")
-        if path.name in seen:
-            raise SourceError(f"two inputs share the name {path.name} ({seen[path.name]} and {path}); "
+        if relative in seen:
+            raise SourceError(f"two inputs share the name {relative} ({seen[relative]} and {path}); "
                               "anonymize them into separate folders")
-        seen[path.name] = path
+        seen[relative] = path
         jobs.append(Job(path, target))
     return jobs
 
@@ -134,6 +136,20 @@ def anonymize_video(job: Job, config: Config, detector: GuardedDetector, redacto
         source.close()
 
 
+def run_job(job: Job, config: Config, detector: GuardedDetector, redactor: Redactor,
+            stop: threading.Event) -> JobResult:
+    """One input into its output (made atomically); a problem with this input is its result, not an exception."""
+    try:
+        job.output.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # a --recursive tree
+        stats = (anonymize_image(job, detector, redactor, config.source.max_pixels) if is_image(job.source)
+                 else anonymize_video(job, config, detector, redactor, stop))
+    except UserError as exc:
+        return JobResult(job, error=exc)
+    except OSError as exc:
+        return JobResult(job, error=StorageError(f"{job.output}: {exc.strerror or exc}"))
+    return JobResult(job, stats=stats)
+
+
 def anonymize_all(jobs: list[Job], config: Config, detector: GuardedDetector, redactor: Redactor,
                   stop: threading.Event, on_result: Callable[[JobResult], None]) -> RunStats:
     """Every job in order until `stop`; each result (or error) is handed to `on_result`; returns the totals."""
@@ -141,12 +157,8 @@ def anonymize_all(jobs: list[Job], config: Config, detector: GuardedDetector, re
     for job in jobs:
         if stop.is_set():
             break
-        try:
-            stats = (anonymize_image(job, detector, redactor, config.source.max_pixels) if is_image(job.source)
-                     else anonymize_video(job, config, detector, redactor, stop))
-        except UserError as exc:
-            on_result(JobResult(job, error=exc))
-            continue
-        total.add(stats)
-        on_result(JobResult(job, stats=stats))
+        result = run_job(job, config, detector, redactor, stop)
+        if result.stats is not None:
+            total.add(result.stats)
+        on_result(result)
     return total

@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edge import __version__
-from edge.anonymize import JobResult, anonymize_all, collect_jobs
+from edge.anonymize import JobResult, collect_jobs
+from edge.batch import run_batch
 from edge.bench.annotations import FORMATS
 from edge.bench.metrics import DEFAULT_TAU
 from edge.bench.progress import Progress
@@ -32,12 +33,12 @@ from edge.bench.runner import (BenchInput, bench_report, check_tau, load_truth, 
 from edge.board import read_sensors
 from edge.camera import FrameSource, media_clock, open_source
 from edge.camera.reconnect import ReconnectingSource
-from edge.config import Config, describe_defaults, load_config
+from edge.config import Config, config_digest, describe_defaults, load_config
 from edge.detect.factory import build_detectors, guarded, model_ids
 from edge.detect.guard import GuardedDetector
 from edge.doctor import FAIL, DoctorOptions, run_doctor
 from edge.errors import SourceError, UserError, interrupted_by, raise_interrupted
-from edge.evidence.chain import SegmentSigner, SigningContext, config_digest
+from edge.evidence.chain import SegmentSigner, SigningContext
 from edge.evidence.keys import DeviceKey, key_dir, public_pem
 from edge.evidence.seal import seal_export
 from edge.evidence.verify import verify
@@ -125,6 +126,13 @@ def _parser() -> argparse.ArgumentParser:
     _common(anonymize)
     anonymize.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="video, image, or folder of them")
     anonymize.add_argument("--output", "-o", type=Path, required=True, help="folder for the anonymized copies")
+    anonymize.add_argument("--jobs", "-j", type=int, default=os.cpu_count() or 1,
+                           help="worker processes, one onnxruntime thread each (default: one per core; batches of "
+                           "fewer than 4 inputs run in one process)")
+    anonymize.add_argument("--recursive", "-r", action="store_true",
+                           help="search folders below the input folders too, keeping the tree in --output")
+    anonymize.add_argument("--resume", action="store_true",
+                           help="skip inputs the output folder's log says are done with the same config and models")
     anonymize.set_defaults(handler=cmd_anonymize)
 
     gps = sub.add_parser("gps", help="print live fixes and error counters from a GPS receiver (wiring check)")
@@ -722,29 +730,34 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def cmd_anonymize(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    jobs = collect_jobs(args.inputs, args.output)
+    jobs = collect_jobs(args.inputs, args.output, recursive=args.recursive)
     make_output_folder(args.output, "output folder")  # before loading models: a bad --output fails at once
-    detector, redactor = _detector_and_redactor(config, live=False)
+    if args.jobs < 1:
+        raise SourceError(f"--jobs {args.jobs}: at least 1")
     stop = _install_stop_handlers()
-    failures = 0
+    failures, done, started = 0, 0, time.monotonic()
 
     def report(result: JobResult) -> None:
-        nonlocal failures
+        nonlocal failures, done
+        done += 1
+        elapsed = time.monotonic() - started
+        progress = f"[{done}/{len(jobs)}, {_duration(elapsed / done * (len(jobs) - done))} left]"
         stats = result.stats
         if stats is None:
             failures += 1
             print(f"dashcam: error: {result.error}", file=sys.stderr)
             return
-        print(f"{result.job.source} -> {result.job.output}: {stats.frames_stored} frames, {stats.faces} faces, "
-              f"{stats.plates} plates, {stats.whole_frame_redacted + stats.dropped} fail-closed, {stats.fps:.1f} fps")
+        print(f"{progress} {result.job.source} -> {result.job.output}: {stats.frames_stored} frames, "
+              f"{stats.faces} faces, {stats.plates} plates, {stats.whole_frame_redacted + stats.dropped} fail-closed, "
+              f"{stats.fps:.1f} fps")
 
-    try:
-        total = anonymize_all(jobs, config, detector, redactor, stop, report)
-    finally:
-        detector.close()
+    total, skipped = run_batch(jobs, args.output, config, args.jobs, stop, report, resume=args.resume)
+    done += skipped
     timeouts = f" ({total.detector_timeouts} detections timed out)" if total.detector_timeouts else ""
-    print(f"\n{len(jobs) - failures} of {len(jobs)} inputs anonymized into {args.output}/: "
+    resumed = f" ({skipped} done before, skipped)" if skipped else ""
+    print(f"\n{done - failures} of {len(jobs)} inputs anonymized into {args.output}/{resumed}: "
           f"{total.frames_stored} frames, {total.faces} faces, {total.plates} plates, "
-          f"{total.whole_frame_redacted} frames blurred whole, {total.dropped} dropped{timeouts}")
+          f"{total.whole_frame_redacted} frames blurred whole, {total.dropped} dropped{timeouts}, "
+          f"{time.monotonic() - started:.1f} s")
     _write_stats(args.stats_json, total)
     return 2 if failures else 0

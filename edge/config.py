@@ -8,6 +8,8 @@ component receives only its own section.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import math
 import re
 import typing
@@ -307,6 +309,13 @@ class Config:
     evidence: EvidenceConfig = _section(EvidenceConfig, "signed manifests: the device key (see `dashcam verify`)")
     upload: UploadConfig = _section(UploadConfig, "opt-in upload of anonymized footage with rclone (off by default)")
     web: WebConfig = _section(WebConfig, "the local web app: trips, clips, lock, export, live view, status")
+
+
+def config_digest(config: Config) -> str:
+    """sha256 of the config as sorted JSON: two runs with the same settings give the same hash (manifests,
+    resumable batches)."""
+    text = json.dumps(dataclasses.asdict(config), sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def load_config(path: Path | None) -> Config:

@@ -46,12 +46,6 @@ log = logging.getLogger(__name__)
 MANIFEST_SCHEMA = 1
 
 
-def config_digest(config: Any) -> str:
-    """sha256 of a config dataclass as sorted JSON: two runs with the same settings give the same hash."""
-    text = json.dumps(dataclasses.asdict(config), sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
 @dataclass(frozen=True)
 class SigningContext:
     """What every manifest of one run states besides the segment itself."""
