@@ -58,6 +58,23 @@ def read_all_frames(path: Path) -> list[np.ndarray]:
     return frames
 
 
+def small_frames(path: Path, size: tuple[int, int], indices: range | list[int]) -> dict[int, np.ndarray]:
+    """Frames `indices` of a video, scaled to `size`, decoded one at a time: the test process never holds the
+    whole clip at full size (a later test measures a child's peak memory, which starts at this process's)."""
+    wanted, frames = set(indices), {}
+    capture = cv2.VideoCapture(str(path))
+    index = 0
+    while index <= max(wanted):
+        ok, image = capture.read()
+        if not ok:
+            break
+        if index in wanted:
+            frames[index] = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        index += 1
+    capture.release()
+    return frames
+
+
 def canary_frames(count: int = 12, height: int = 240, width: int = 320) -> list[np.ndarray]:
     """Flat grey frames with a high-detail checkerboard patch at (100..180, 60..140)."""
     frames = []

@@ -32,18 +32,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
 from edge.evidence.keys import DeviceKey
 from edge.evidence.records import AMENDMENT, DELETION, HEAD, MANIFEST, RecordError, SignedRecord, sha256_file
 from edge.record.atomic import fsync_dir, is_regular_file, write_atomic
 from edge.record.events import SegmentEvent, SegmentEvents
 from edge.record.loop import LoopStore
 from edge.record.sidecar import Sidecar, SidecarError
-from edge.record.store import (CHAIN_HEAD_NAME, DELETIONS_NAME, MANIFEST_SUFFIX, SIDECAR_MAX_BYTES,
+from edge.record.store import (CHAIN_HEAD_NAME, DELETIONS_NAME, MANIFEST_SUFFIX, SEGMENT_STEM, SIDECAR_MAX_BYTES,
+                               VIDEO_SUFFIX,
                                RecordingsFolder, StoredSegment, format_utc)
 
 log = logging.getLogger(__name__)
 
 MANIFEST_SCHEMA = 1
+LOCK_FIELDS = ("video", "locked", "locked_at_utc", "schema_version")  # what a lock or unlock may change
+LOOP_RECORDING = "loop recording"
+# Deleted while no signer ran (retention at the recorder's start, or by hand): said as it is.
+MISSING_AT_START = "missing at the recorder's start (retention before signing began, or removed by hand)"
 
 
 @dataclass(frozen=True)
@@ -67,17 +74,28 @@ class ManifestFile:
         value = self.manifest.payload.get("sequence")
         return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
-    def current(self) -> dict[str, Any]:
-        """What the latest signed record says the files are: video name, sidecar hash, locked."""
-        video: dict[str, Any] = dict(self.manifest.payload.get("video", {}))
-        sidecar: dict[str, Any] = dict(self.manifest.payload.get("sidecar", {}))
-        locked = bool(self.manifest.payload.get("locked", False))
-        for amendment in self.amendments:
+    def current(self, key: Ed25519PublicKey) -> dict[str, Any]:
+        """What the latest signed record says the files are (video name, sidecar hash, lock state); amendments
+        that `key` did not sign, that belong to another manifest or that are malformed are left out."""
+        payload = self.manifest.payload
+        video: dict[str, Any] = dict(payload["video"]) if isinstance(payload.get("video"), dict) else {}
+        sidecar: dict[str, Any] = dict(payload["sidecar"]) if isinstance(payload.get("sidecar"), dict) else {}
+        locked, locked_at = bool(payload.get("locked", False)), payload.get("locked_at_utc")
+        for amendment in self.valid_amendments(key):
+            video["name"] = amendment.payload["video_name"]
+            sidecar = dict(amendment.payload["sidecar"])
+            locked, locked_at = bool(amendment.payload.get("locked")), amendment.payload.get("locked_at_utc")
+        return {"video": video, "sidecar": sidecar, "locked": locked, "locked_at_utc": locked_at}
+
+    def valid_amendments(self, key: Ed25519PublicKey) -> list[SignedRecord]:
+        valid = []
+        for number, amendment in enumerate(self.amendments, start=1):
             payload = amendment.payload
-            video["name"] = payload.get("video_name", video.get("name"))
-            sidecar = dict(payload.get("sidecar", sidecar))
-            locked = bool(payload.get("locked", locked))
-        return {"video": video, "sidecar": sidecar, "locked": locked}
+            if (amendment.is_signed_by(key) and payload.get("manifest") == self.manifest.sha256
+                    and payload.get("number") == number and isinstance(payload.get("sidecar"), dict)
+                    and _is_video_name(payload.get("video_name"))):
+                valid.append(amendment)
+        return valid
 
     def to_bytes(self) -> bytes:
         data = {"manifest": self.manifest.to_json(), "amendments": [a.to_json() for a in self.amendments]}
@@ -90,7 +108,7 @@ class ManifestFile:
             raw = handle.read(SIDECAR_MAX_BYTES + 1)
         try:
             data = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (ValueError, RecursionError) as exc:  # also too-long numbers, too-deep nesting
             raise RecordError(f"not JSON: {exc}") from None
         if not isinstance(data, dict) or not isinstance(data.get("amendments", []), list):
             raise RecordError("a manifest file holds a manifest and a list of amendments")
@@ -117,7 +135,7 @@ def read_deletions(path: Path) -> tuple[list[SignedRecord], int]:
             continue
         try:
             record = SignedRecord.from_json(json.loads(line))
-        except (RecordError, UnicodeDecodeError, json.JSONDecodeError):
+        except (RecordError, ValueError, RecursionError):
             damaged += 1
             continue
         if record.kind == DELETION:
@@ -176,7 +194,7 @@ class FolderChain:
             "segment": segment.video_path.stem,
             "video": video,
             "sidecar": {"name": segment.sidecar_path.name, "sha256": hashlib.sha256(sidecar_bytes).hexdigest(),
-                        "bytes": len(sidecar_bytes)},
+                        "bytes": len(sidecar_bytes), "content_sha256": sidecar_content_sha256(sidecar)},
             "start_utc": sidecar.start_utc,
             "end_utc": sidecar.end_utc,
             "frame_count": sidecar.frame_count,
@@ -186,6 +204,7 @@ class FolderChain:
             "software": context.software,
             "redaction": dataclasses.asdict(sidecar.redaction),
             "locked": sidecar.locked,
+            "locked_at_utc": sidecar.locked_at_utc,
             "recovered": sidecar.recovered,
             "signed_after_restart": after_restart,
         }
@@ -233,13 +252,32 @@ class FolderChain:
         write_atomic(self.folder.root / CHAIN_HEAD_NAME, head.to_bytes(), make_parents=False)
 
 
+def _is_video_name(value: Any) -> bool:
+    return isinstance(value, str) and value.endswith(VIDEO_SUFFIX) and bool(
+        SEGMENT_STEM.fullmatch(value.removesuffix(VIDEO_SUFFIX)))
+
+
+def sidecar_content_sha256(sidecar: Sidecar) -> str:
+    """sha256 of what a sidecar says apart from where the segment is and whether it is locked: a lock may
+    change only those, so an amendment is refused for a sidecar whose content changed."""
+    data = sidecar.to_json()
+    for key in LOCK_FIELDS:
+        data.pop(key, None)
+    return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
 def amend(key: DeviceKey, segment: StoredSegment, current: ManifestFile) -> ManifestFile:
     """The segment was locked or unlocked after it was signed: sign its new sidecar (and name) as an amendment,
-    if the video is still the one signed. Touches no chain state, so any process holding the key may call it."""
+    if the video is the one signed and the sidecar differs from the signed one in its lock fields only.
+    Touches no chain state, so any process holding the key may call it."""
     video = _file_entry(segment.video_path)
-    if video["sha256"] != current.manifest.payload.get("video", {}).get("sha256"):
+    signed = current.manifest.payload
+    if video["sha256"] != signed.get("video", {}).get("sha256"):
         raise RecordError(f"{segment.name} no longer matches its signed manifest: not amending it")
     sidecar_bytes, sidecar = _read_sidecar(segment.sidecar_path)
+    if sidecar_content_sha256(sidecar) != signed.get("sidecar", {}).get("content_sha256"):
+        raise RecordError(f"the sidecar of {segment.name} changed beyond its lock state since it was signed: "
+                          "not amending it (`dashcam verify` reports it)")
     payload = {
         "manifest": current.manifest.sha256,
         "number": len(current.amendments) + 1,
@@ -255,9 +293,9 @@ def amend(key: DeviceKey, segment: StoredSegment, current: ManifestFile) -> Mani
     return amended
 
 
-def needs_amendment(segment: StoredSegment, current: ManifestFile) -> bool:
+def needs_amendment(key: DeviceKey, segment: StoredSegment, current: ManifestFile) -> bool:
     """Locked or unlocked, or renamed, since the latest signed record."""
-    state = current.current()
+    state = current.current(key.public)
     return bool(state["locked"]) != segment.locked or state["video"].get("name") != segment.name
 
 
@@ -296,7 +334,7 @@ def _read_sidecar(path: Path) -> tuple[bytes, Sidecar]:
         raw = handle.read(SIDECAR_MAX_BYTES + 1)
     try:
         return raw, Sidecar.from_json(json.loads(raw))
-    except (UnicodeDecodeError, json.JSONDecodeError, SidecarError) as exc:
+    except (ValueError, RecursionError, SidecarError) as exc:
         raise RecordError(f"{path.name} is not a readable sidecar: {exc}") from None
 
 
@@ -367,7 +405,7 @@ class SegmentSigner:
         for video in sorted(videos):
             path = manifest_path(video)
             if is_regular_file(path):
-                self._under_lock(lambda p=path: self._chain.log_deletion(p, "loop recording"), video.name)
+                self._under_lock(lambda p=path: self._chain.log_deletion(p, LOOP_RECORDING), video.name)
 
     def close(self) -> None:
         """Sign this run's queued segments, then stop the thread; a second call does nothing. What the start-up
@@ -382,23 +420,33 @@ class SegmentSigner:
         folder = self._chain.folder
         segments = folder.segments()
         present = {s.video_path.stem for s in segments}
-        for path, _found in list(manifests_in(folder)):
-            if path.stem not in present:
-                self._under_lock(lambda p=path: self._chain.log_deletion(p, "loop recording before this start"),
-                                 path.name)
+        for path, found in list(manifests_in(folder)):
+            if path.stem in present:
+                continue
+            if path.parent == folder.locked_dir or found.current(self._chain.key.public)["locked"]:
+                # Locked footage is never deleted by dashcam: its manifest stays, so `dashcam verify` reports it.
+                log.error("the locked segment %s is missing; its manifest is kept as the record of it", path.stem)
+                continue
+            self._under_lock(lambda p=path: self._chain.log_deletion(p, MISSING_AT_START), path.name)
         for segment in segments:
             self._queue.put((segment.video_path.stem, True))
 
     def _run(self) -> None:
         while (item := self._queue.get()) is not None:
             stem, after_restart = item
-            if after_restart and self._closing.is_set():
-                continue
             try:
-                self._settle(stem, after_restart)
+                if not (after_restart and self._closing.is_set()):
+                    self._settle(stem, after_restart)
             except Exception as exc:  # noqa: BLE001 - one bad segment must not end signing for the whole run
                 self.failed += 1
                 log.warning("could not sign %s (%s): it is retried at the next start", stem, exc)
+            finally:
+                self._queue.task_done()
+        self._queue.task_done()
+
+    def wait_until_idle(self) -> None:
+        """Until everything queued so far is settled (start-up catch-up included)."""
+        self._queue.join()
 
     def _settle(self, stem: str, after_restart: bool) -> None:
         """Make the segment's manifest match it: move it beside the video, sign it, or amend it for a lock."""
@@ -416,13 +464,14 @@ class SegmentSigner:
                 log.warning("%s is not signed by this device's key: left as it is (`dashcam verify` reports it)",
                             path.name)
                 return
-            if needs_amendment(segment, current):
+            if needs_amendment(self._chain.key, segment, current):
                 with self._lock:
                     self._chain.amend(segment, current)
             return
         description = self._chain.describe(segment, self._context, after_restart)  # outside the lock: slow
         with self._lock:
-            if not is_regular_file(segment.video_path):  # deleted while it was hashed
+            if not is_regular_file(segment.video_path):  # moved (a lock from the web app) or deleted meanwhile
+                self._queue.put((stem, after_restart))  # settled again where it is now, if it still is
                 return
             self._chain.append(segment.video_path, description)
             self.signed += 1

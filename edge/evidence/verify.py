@@ -105,7 +105,9 @@ def _gather(target: Path, key_path: Path | None) -> _Inputs:
                           f"({MANIFEST_SUFFIX})")
     else:
         raise SourceError(f"{target} does not exist")
-    if not manifests and not videos:
+    base_dir = target if target.is_dir() else target.parent
+    says_footage = folder is not None and any((base_dir / n).is_file() for n in (CHAIN_HEAD_NAME, STATEMENT_NAME))
+    if not manifests and not videos and not says_footage:
         raise SourceError(f"nothing to verify in {target}: no segment videos or manifests")
     base = target if target.is_dir() else target.parent
     key_from_folder = key_path is None
@@ -120,15 +122,14 @@ def _gather(target: Path, key_path: Path | None) -> _Inputs:
 
 
 def _optional_record(path: Path, kind: str) -> SignedRecord | None:
+    """The folder's head or statement; a damaged one is kept as an invalid record (it is then a failure)."""
     if not path.is_file():
         return None
     try:
         record = SignedRecord.read(path)
-    except (OSError, RecordError) as exc:
-        raise SourceError(f"{path} is not a signed record: {exc}") from None
-    if record.kind != kind:
-        raise SourceError(f"{path} holds a {record.kind} record, not a {kind}")
-    return record
+    except (OSError, RecordError):
+        return SignedRecord(kind, {}, b"")  # verifies under no key: reported as altered
+    return record if record.kind == kind else SignedRecord(kind, {}, b"")
 
 
 def _check_segment(path: Path, inputs: _Inputs, report: VerifyReport) -> _Segment:
@@ -144,7 +145,7 @@ def _check_segment(path: Path, inputs: _Inputs, report: VerifyReport) -> _Segmen
         report.fail(f"{label}: {'; '.join(problems)}")
     else:
         report.verified += 1
-        report.lines.append(f"OK    {label}  {_summary(payload, found.current())}")
+        report.lines.append(f"OK    {label}  {_summary(payload, found.current(inputs.key))}")
     return _Segment(path, found if not problems or _signed(found, inputs.key) else None, found.sequence,
                     str(payload.get("chain", "")))
 
@@ -160,22 +161,25 @@ def _segment_problems(path: Path, found: ManifestFile, key: Ed25519PublicKey) ->
     problems = []
     if payload.get("device") != fingerprint(key):
         problems.append("the manifest names another device")
+    valid = found.valid_amendments(key)
     for number, amendment in enumerate(found.amendments, start=1):
-        if not amendment.is_signed_by(key):
-            problems.append(f"amendment {number}'s signature does not verify")
-        elif amendment.payload.get("manifest") != found.manifest.sha256 or amendment.payload.get("number") != number:
-            problems.append(f"amendment {number} belongs to another manifest")
-    current = found.current()
-    video_name = str(current["video"].get("name", ""))
+        if amendment not in valid:
+            problems.append(f"amendment {number} does not verify (altered, or another manifest's)")
+    current = found.current(key)
+    video_name = current["video"].get("name")
+    if not isinstance(video_name, str) or not video_name.endswith(VIDEO_SUFFIX) or "/" in video_name:
+        return problems + ["the manifest names no video file"]
     if path.with_suffix(VIDEO_SUFFIX).name != video_name:
         problems.append(f"the manifest was renamed: it is {video_name}'s")
     problems += _file_problems(path.parent / video_name, payload.get("video", {}), "video")
     sidecar = current["sidecar"]
-    problems += _file_problems(path.parent / Path(video_name).with_suffix(".json").name, sidecar, "sidecar")
+    problems += _file_problems(path.parent / (video_name.removesuffix(VIDEO_SUFFIX) + ".json"), sidecar, "sidecar")
     return problems
 
 
-def _file_problems(path: Path, signed: Mapping[str, Any], what: str) -> list[str]:
+def _file_problems(path: Path, signed: Any, what: str) -> list[str]:
+    if not isinstance(signed, Mapping):
+        return [f"the manifest does not describe the {what}"]
     if not path.is_file():
         return [f"the {what} {path.name} is missing"]
     digest, size = sha256_file(path)
@@ -271,7 +275,9 @@ def _explain_gap(chain: str, first: int, last: int, previous: Any, deletions: di
     missing = [n for n in range(first, last + 1) if (chain, n) not in deletions]
     deleted = last - first + 1 - len(missing)
     if deleted:
-        report.lines.append(f"GAP   #{first}-{last}: {deleted} deleted by loop recording (signed deletion log)")
+        reasons = sorted({str(deletions[(chain, n)].payload.get("reason")) for n in range(first, last + 1)
+                          if (chain, n) in deletions})
+        report.lines.append(f"GAP   #{first}-{last}: {deleted} deleted (signed deletion log: {'; '.join(reasons)})")
     last_deleted = deletions.get((chain, last))
     if not missing and previous is not None and last_deleted is not None \
             and last_deleted.payload.get("manifest") != previous:

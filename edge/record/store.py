@@ -42,6 +42,8 @@ UPLOAD_QUEUE_NAME = "dashcam-uploads.sqlite3"  # edge.upload: what is queued for
 _NAME_TIME = "%Y-%m-%d_%H-%M-%SZ"
 SIDECAR_MAX_BYTES = 16 << 20  # a day-long segment's track is a few MB; more is not a sidecar
 _NAME_RE = re.compile(r"dashcam_(\d{4}-\d\d-\d\d_\d\d-\d\d-\d\dZ)(_\d+)?")
+# A segment's id: its file stem, as the recorder names it (fullmatch it before looking anything up).
+SEGMENT_STEM = re.compile(r"dashcam_\d{4}-\d\d-\d\d_\d\d-\d\d-\d\dZ(_\d+)?")
 
 
 def segment_stem(t_utc: dt.datetime) -> str:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import io
 import logging
-import re
 import shutil
 import zipfile
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge.config import Config
+from edge.errors import UserError
 from edge.evidence.chain import ManifestFile, amend, manifest_path, needs_amendment
 from edge.evidence.keys import DeviceKey
 from edge.evidence.records import RecordError
@@ -29,12 +29,11 @@ from edge.record.gpx import build_gpx
 from edge.record.index import SegmentRow, TripRow, TripsIndex
 from edge.record.lease import running_recorder, signal_lock
 from edge.record.sidecar import Sidecar
-from edge.record.store import UPLOAD_QUEUE_NAME, RecordingsFolder, StoredSegment, read_sidecar
+from edge.record.store import SEGMENT_STEM, UPLOAD_QUEUE_NAME, RecordingsFolder, StoredSegment, read_sidecar
 from edge.upload.queue import UploadQueue
 
 log = logging.getLogger(__name__)
 
-SEGMENT_ID = re.compile(r"dashcam_\d{4}-\d\d-\d\d_\d\d-\d\d-\d\dZ(_\d+)?")
 TRIPS_PER_PAGE = 20
 _ZIP_CHUNK = 1 << 20
 
@@ -102,7 +101,7 @@ class Footage:
         return TripView(trip, segments, track)
 
     def segment(self, segment_id: str) -> SegmentView:
-        if not SEGMENT_ID.fullmatch(segment_id):
+        if not SEGMENT_STEM.fullmatch(segment_id):
             raise NotFound(f"no segment {segment_id!r}")
         stored = self.folder.find(segment_id)
         if stored is None or stored.video_path.stem != segment_id:
@@ -136,9 +135,9 @@ class Footage:
             return
         try:
             current = ManifestFile.read(path)
-            if current.manifest.is_signed_by(self._key.public) and needs_amendment(stored, current):
+            if current.manifest.is_signed_by(self._key.public) and needs_amendment(self._key, stored, current):
                 amend(self._key, stored, current)
-        except (OSError, RecordError) as exc:
+        except (OSError, RecordError, UserError) as exc:
             log.warning("could not sign the new lock state of %s (%s): the recorder does at its next start",
                         stored.name, exc)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import cv2
 import pytest
 
-from conftest import read_all_frames, write_clip
+from conftest import small_frames, write_clip
 from edge.batch import RESUME_NAME
 from edge.camera import SAMPLE_VIDEO
 from recording import dashcam_command, run_dashcam
@@ -23,10 +23,10 @@ def inputs(tmp_path_factory) -> Path:
     """Six photos (frames of the sample, with faces and plates) and a 2 s clip, in a folder with a subfolder."""
     folder = tmp_path_factory.mktemp("batch") / "in"
     (folder / "more").mkdir(parents=True)
-    frames = [cv2.resize(f, (640, 360), interpolation=cv2.INTER_AREA) for f in read_all_frames(SAMPLE_VIDEO)]
-    for i, frame in enumerate(frames[:180:30]):
-        cv2.imwrite(str(folder / f"photo_{i}.jpg"), frame)
-    write_clip(folder / "drive.mp4", frames[:60], fps=30)
+    frames = small_frames(SAMPLE_VIDEO, (640, 360), [*range(60), *range(60, 180, 30), 300])
+    for i, index in enumerate(range(0, 180, 30)):
+        cv2.imwrite(str(folder / f"photo_{i}.jpg"), frames[index])
+    write_clip(folder / "drive.mp4", [frames[i] for i in range(60)], fps=30)
     cv2.imwrite(str(folder / "more" / "photo_0.jpg"), frames[300])  # same name as one above, another folder
     return folder
 

@@ -2,6 +2,7 @@
 deletions logged, and `dashcam verify` reports any flipped byte, removed segment or reordered file."""
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import shutil
@@ -15,14 +16,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edge.errors import SourceError
-from edge.evidence.chain import ManifestFile, SegmentSigner, SigningContext, read_deletions
+from edge.evidence.chain import ManifestFile, SegmentSigner, SigningContext, amend, read_deletions
+from edge.evidence.records import RecordError
 from edge.evidence.keys import PUBLIC_NAME, DeviceKey
 from edge.evidence.verify import verify
 from edge.record.encoder import EncoderSettings
 from edge.record.loop import LoopOptions, LoopStore
 from edge.record.retention import RetentionPolicy
 from edge.record.segments import SegmentRecorder
-from edge.record.store import CHAIN_HEAD_NAME, DELETIONS_NAME, read_sidecar
+from edge.record.store import CHAIN_HEAD_NAME, DELETIONS_NAME, RecordingsFolder, read_sidecar
 from recording import FPS, SIZE, feed, recorder, run_config, run_dashcam, start_dashcam
 
 S = 1_000_000_000
@@ -148,7 +150,7 @@ def test_a_lock_after_signing_is_a_signed_amendment_and_the_locked_segment_verif
     locked = sorted((tmp_path / "rec" / "locked").glob("*.manifest"))
     assert len(locked) == 3 and not list((tmp_path / "rec").glob(f"{locked[0].stem}.manifest"))
     amended = ManifestFile.read(locked[0])
-    assert len(amended.amendments) == 1 and amended.current()["locked"]
+    assert len(amended.amendments) == 1 and amended.current(key.public)["locked"]
     assert amended.amendments[0].payload["manifest"] == amended.manifest.sha256
     report = verify(tmp_path / "rec", key.public_path)
     assert report.ok, report.failures
@@ -169,7 +171,8 @@ def test_loop_deletions_are_signed_lines_that_explain_the_gap(tmp_path, key):
     report = verify(tmp_path / "rec", key.public_path)
     assert report.ok, report.failures
     n = len(deleted)
-    assert any(line.startswith(f"GAP   #1-{n}: {n} deleted by loop recording") for line in report.lines)
+    assert any(line.startswith(f"GAP   #1-{n}: {n} deleted (signed deletion log: loop recording)")
+               for line in report.lines)
 
     lines = (tmp_path / "rec" / DELETIONS_NAME).read_text().splitlines()
     (tmp_path / "rec" / DELETIONS_NAME).write_text("\n".join(lines[:1] + lines[2:]) + "\n")  # one line removed
@@ -315,3 +318,47 @@ def test_verify_reports_garbage_files_without_a_traceback(recorded, key, tmp_pat
         assert target in ("head", "statement") and str(exc)
     else:
         assert not report.ok or target == "deletions"
+
+
+def test_a_sidecar_edited_then_locked_is_not_signed_and_verify_reports_it(recorded, key):
+    """A lock may change where a segment is and its lock fields; an edit of anything else is never amended."""
+    video = _segments(recorded)[1]
+    sidecar = json.loads(video.with_suffix(".json").read_text())
+    sidecar["redaction"]["faces"] += 5  # someone with the card, but not the key
+    video.with_suffix(".json").write_text(json.dumps(sidecar, indent=2))
+    folder = RecordingsFolder(recorded)
+    locked = folder.lock(folder.find(video.stem), dt.datetime.now(dt.timezone.utc))
+    with pytest.raises(RecordError, match="changed beyond its lock state"):
+        amend(key, locked, ManifestFile.read(locked.video_path.with_suffix(".manifest")))
+    rec, signer = signed_recorder(recorded, key)  # the next start does not amend it either
+    signer.wait_until_idle()
+    rec.close()
+    assert signer.failed == 1
+    report = verify(recorded, key.public_path)
+    assert any("the sidecar is not the one signed" in f for f in report.failures)
+
+
+def test_a_locked_segment_removed_by_hand_is_not_logged_as_a_deletion(recorded, key):
+    folder = RecordingsFolder(recorded)
+    locked = folder.lock(folder.find(_segments(recorded)[1].stem), dt.datetime.now(dt.timezone.utc))
+    rec, _signer = signed_recorder(recorded, key)
+    rec.close()
+    locked.video_path.unlink()  # locked footage: dashcam never deletes it
+    rec, _signer = signed_recorder(recorded, key)
+    rec.close()
+    assert locked.video_path.with_suffix(".manifest").exists()
+    deletions, _ = read_deletions(recorded / DELETIONS_NAME)
+    assert not deletions
+    report = verify(recorded, key.public_path)
+    assert any("the video" in f and "is missing" in f for f in report.failures)
+
+
+def test_an_unlocked_segment_missing_at_a_start_is_logged_as_such_not_as_loop_recording(recorded, key):
+    video = _segments(recorded)[1]
+    video.unlink()
+    video.with_suffix(".json").unlink()
+    rec, _signer = signed_recorder(recorded, key)
+    rec.close()
+    report = verify(recorded, key.public_path)
+    assert report.ok, report.failures
+    assert any("missing at the recorder's start" in line for line in report.lines)
