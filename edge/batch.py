@@ -15,6 +15,7 @@ leaves no half output under a final name, and its input is simply done again.
 from __future__ import annotations
 
 import concurrent.futures
+from concurrent.futures.process import BrokenProcessPool
 import dataclasses
 import json
 import logging
@@ -28,8 +29,10 @@ from pathlib import Path
 
 from edge.anonymize import Job, JobResult, anonymize_all, run_job
 from edge.config import Config, config_digest
-from edge.detect.factory import build_detectors, guarded, model_ids
+from edge.detect.factory import build_detectors, guarded, model_ids, model_keys
 from edge.detect.guard import GuardedDetector
+from edge.detect.models import resolve_model
+from edge.errors import ModelError, SourceError
 from edge.pipeline import RunStats
 from edge.redact import Redactor
 
@@ -113,6 +116,9 @@ def run_batch(jobs: list[Job], output_dir: Path, config: Config, workers: int, s
             return anonymize_all(todo, config, detector, redactor, stop, finished), len(jobs) - len(todo)
         finally:
             detector.close()
+    models_dir = Path(config.detect.models_dir) if config.detect.models_dir else None
+    for key in model_keys(config.detect):  # a missing or altered model: one line here, not in every worker
+        resolve_model(key, models_dir)
     return _in_pool(todo, config, workers, stop, finished), len(jobs) - len(todo)
 
 
@@ -125,23 +131,40 @@ def _in_pool(jobs: list[Job], config: Config, workers: int, stop: threading.Even
     total = RunStats()
     single_thread = dataclasses.replace(config, detect=dataclasses.replace(config.detect, intra_op_threads=1))
     context = multiprocessing.get_context("spawn")  # no fork of a process with threads (onnxruntime, PyAV)
-    with concurrent.futures.ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=context,
-                                                initializer=_start_worker, initargs=(single_thread,)) as pool:
-        pending = {pool.submit(_work, job) for job in jobs}
+    pool = concurrent.futures.ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=context,
+                                                  initializer=_start_worker, initargs=(single_thread,))
+    futures = {pool.submit(_work, job): job for job in jobs}
+    pending = set(futures)
+    try:
         while pending:
             done, pending = concurrent.futures.wait(pending, timeout=0.5,
                                                     return_when=concurrent.futures.FIRST_COMPLETED)
             for future in done:
                 if future.cancelled():
                     continue
-                result = future.result()
+                result = _result(future, futures[future])
                 if result.stats is not None:
                     total.add(result.stats)
                 finished(result)
             if stop.is_set():
                 for future in pending:
                     future.cancel()  # the running ones finish: their outputs are complete
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
     return total
+
+
+def _result(future: concurrent.futures.Future, job: Job) -> JobResult:
+    """The worker's result; a worker that could not start or died (a model missing, killed) ends the batch
+    with one line, any other failure is this input's."""
+    try:
+        return future.result()
+    except BrokenProcessPool:
+        raise ModelError("a worker process could not start or died (check the models with `dashcam doctor`; "
+                         "or run with --jobs 1 to see the error)") from None
+    except Exception as exc:  # noqa: BLE001 - reported as this input's failure; the batch goes on
+        log.debug("worker failure on %s", job.source, exc_info=True)
+        return JobResult(job, error=SourceError(f"{job.source}: {type(exc).__name__}: {exc}"))
 
 
 _worker_models: tuple[GuardedDetector, Redactor, Config] | None = None

@@ -96,7 +96,8 @@ class UploadQueue:
 
     def pending(self) -> list[str]:
         with self._lock:
-            rows = self._db.execute("SELECT segment FROM uploads WHERE state = 'queued' ORDER BY segment").fetchall()
+            rows = self._db.execute("SELECT segment FROM uploads WHERE state = 'queued' "
+                                    "ORDER BY attempts, segment").fetchall()  # a failing one does not stay first
         return [r[0] for r in rows]
 
     def mark_done(self, segment: str, manifest_sha256: str, sequence: int, chain: str, size: int, checked: str) -> None:

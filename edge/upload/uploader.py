@@ -39,6 +39,7 @@ from edge.upload.rclone import Rclone, RcloneError, local_hashes
 log = logging.getLogger(__name__)
 
 POSTPONE_S = 0.5  # a segment whose manifest is not written yet (being hashed) is tried again this soon
+MAX_QUICK_POSTPONES = 40
 
 
 def current_ssid() -> str | None:
@@ -144,7 +145,9 @@ class Uploader:
                 result.last_error = f"{stem}: {exc}"
                 self.queue.mark_failed(stem, str(exc))
                 log.warning("upload of %s failed (%s); retried in %.0f s", stem, exc, self._retry_s)
-                break  # the network is likely down: do not hammer it with the rest
+                if isinstance(exc, RcloneError):
+                    break  # the network or the remote: do not hammer it with the rest
+                continue  # this segment's own files (a damaged manifest): the others still go
             if outcome == "sent":
                 result.sent += 1
             elif outcome == "postponed":
@@ -211,12 +214,16 @@ class Uploader:
         self._thread.start()
 
     def _run(self) -> None:
+        postponed_rounds = 0
         while not self._stop.is_set():
             result = self.upload_pending()
+            postponed_rounds = postponed_rounds + 1 if result.postponed and not result.sent else 0
             if result.failed or result.waiting:
                 timeout: float | None = self._retry_s
             elif result.postponed:
-                timeout = POSTPONE_S
+                # A manifest being written comes within seconds; one that does not (a segment the signer
+                # could not sign) is tried at the retry pace, not twice a second.
+                timeout = POSTPONE_S if postponed_rounds < MAX_QUICK_POSTPONES else self._retry_s
             else:
                 timeout = None  # until a segment is queued
             self._wake.wait(timeout)

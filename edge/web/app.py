@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 import yaml
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
@@ -146,10 +147,11 @@ class _Pages:
 
     async def login(self, request: Request) -> Response:
         address = request.client.host if request.client else "?"
+        form = await request.form()
+        # No await from here to the failure being counted: parallel attempts cannot all pass the check first.
         wait = self.context.limiter.wait_s(address)
         if wait > 0:
             return self._login_error(request, f"too many wrong passwords: wait {wait:.0f} s", 429)
-        form = await request.form()
         password = form.get("password")
         if not isinstance(password, str) or not self.context.passwords.check(password):
             self.context.limiter.failed(address)
@@ -198,19 +200,19 @@ class _Pages:
         return FileResponse(view.stored.video_path, media_type="video/mp4", filename=view.stored.name)
 
     async def lock_segment(self, request: Request, _session: Session) -> Response:
-        view = self.footage.set_locked(request.path_params["segment_id"], True)
+        view = await run_in_threadpool(self.footage.set_locked, request.path_params["segment_id"], True)
         return RedirectResponse(f"/segments/{view.id}", status_code=303)
 
     async def unlock_segment(self, request: Request, _session: Session) -> Response:
-        view = self.footage.set_locked(request.path_params["segment_id"], False)
+        view = await run_in_threadpool(self.footage.set_locked, request.path_params["segment_id"], False)
         return RedirectResponse(f"/segments/{view.id}", status_code=303)
 
     async def lock_trip(self, request: Request, _session: Session) -> Response:
-        self.footage.set_trip_locked(request.path_params["trip_id"], True)
+        await run_in_threadpool(self.footage.set_trip_locked, request.path_params["trip_id"], True)
         return RedirectResponse(f"/trips/{request.path_params['trip_id']}", status_code=303)
 
     async def unlock_trip(self, request: Request, _session: Session) -> Response:
-        self.footage.set_trip_locked(request.path_params["trip_id"], False)
+        await run_in_threadpool(self.footage.set_trip_locked, request.path_params["trip_id"], False)
         return RedirectResponse(f"/trips/{request.path_params['trip_id']}", status_code=303)
 
     async def export_trip(self, request: Request, _session: Session) -> Response:

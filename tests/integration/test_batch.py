@@ -102,3 +102,11 @@ def test_a_corrupt_input_in_the_pool_is_named_and_the_others_are_done(inputs, tm
     assert "4 of 5 inputs anonymized" in result.stdout
     assert sorted(p.name for p in (tmp_path / "out").glob("*.jpg")) == ["photo_0.jpg", "photo_1.jpg",
                                                                        "photo_2.jpg", "photo_3.jpg"]
+
+
+def test_a_missing_model_with_a_pool_is_one_line_and_exit_2(inputs, tmp_path):
+    (tmp_path / "empty").mkdir()
+    config = tmp_path / "c.yaml"
+    config.write_text(f"detect:\n  models_dir: {tmp_path / 'empty'}\n")
+    result = _anonymize(str(inputs), "--output", str(tmp_path / "out"), "--jobs", "2", "--config", str(config))
+    assert result.returncode == 2 and "model file missing" in result.stderr and "Traceback" not in result.stderr
