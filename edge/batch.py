@@ -20,7 +20,6 @@ import dataclasses
 import json
 import logging
 import multiprocessing
-import os
 import signal
 import threading
 from collections.abc import Callable
@@ -34,6 +33,7 @@ from edge.detect.guard import GuardedDetector
 from edge.detect.models import resolve_model
 from edge.errors import ModelError, SourceError
 from edge.pipeline import RunStats
+from edge.record.atomic import append_line
 from edge.redact import Redactor
 
 log = logging.getLogger(__name__)
@@ -90,12 +90,7 @@ class ResumeLog:
     def record(self, job: Job) -> None:
         entry = self._entry(job)
         self._done[entry["input"]] = entry
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-        try:
-            os.write(fd, (json.dumps(entry, sort_keys=True) + "\n").encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        append_line(self.path, (json.dumps(entry, sort_keys=True) + "\n").encode())
 
 
 def run_batch(jobs: list[Job], output_dir: Path, config: Config, workers: int, stop: threading.Event,

@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from edge.evidence.keys import DeviceKey
 from edge.evidence.records import AMENDMENT, DELETION, HEAD, MANIFEST, RecordError, SignedRecord, sha256_file
-from edge.record.atomic import fsync_dir, is_regular_file, write_atomic
+from edge.record.atomic import append_line, fsync_dir, is_regular_file, write_atomic
 from edge.record.events import SegmentEvent, SegmentEvents
 from edge.record.loop import LoopStore
 from edge.record.sidecar import Sidecar, SidecarError
@@ -105,7 +105,11 @@ class ManifestFile:
     def read(cls, path: Path) -> ManifestFile:
         """RecordError (or OSError) when `path` is not a manifest file."""
         with path.open("rb") as handle:
-            raw = handle.read(SIDECAR_MAX_BYTES + 1)
+            return cls.parse(handle.read(SIDECAR_MAX_BYTES + 1))
+
+    @classmethod
+    def parse(cls, raw: bytes) -> ManifestFile:
+        """RecordError when `raw` is not a manifest file's content."""
         try:
             data = json.loads(raw)
         except (ValueError, RecursionError) as exc:  # also too-long numbers, too-deep nesting
@@ -154,6 +158,11 @@ def _file_entry(path: Path) -> dict[str, Any]:
     return {"name": path.name, "sha256": digest, "bytes": size}
 
 
+def _sidecar_entry(path: Path, raw: bytes) -> dict[str, Any]:
+    """The sidecar as a manifest or an amendment names it: from the very bytes that were read and parsed."""
+    return {"name": path.name, "sha256": hashlib.sha256(raw).hexdigest(), "bytes": len(raw)}
+
+
 class FolderChain:
     """The signing state of one recordings folder under one device key. Not thread-safe: `SegmentSigner`
     serializes its calls."""
@@ -167,13 +176,15 @@ class FolderChain:
         self.head_sha256 = head_sha256
 
     @classmethod
-    def open(cls, folder: RecordingsFolder, key: DeviceKey) -> FolderChain:
+    def open(cls, folder: RecordingsFolder, key: DeviceKey,
+             manifests: Iterable[ManifestFile] | None = None) -> FolderChain:
         """Continue the folder's chain from its head (or its newest manifest, after a crash between the two);
-        start a new one in a folder without one, or whose chain another key signed."""
+        start a new one in a folder without one, or whose chain another key signed. `manifests`: the folder's,
+        when the caller has read them already."""
         head = _read_head(folder.root / CHAIN_HEAD_NAME, key)
         chain_id, sequence, head_sha = (None, 0, None) if head is None else (
             str(head.payload["chain"]), int(head.payload["sequence"]), str(head.payload["manifest"]))
-        for _path, found in manifests_in(folder):
+        for found in manifests if manifests is not None else (f for _p, f in manifests_in(folder)):
             payload = found.manifest.payload
             if payload.get("device") != key.fingerprint or not found.manifest.is_signed_by(key.public):
                 continue
@@ -193,8 +204,8 @@ class FolderChain:
             "schema": MANIFEST_SCHEMA,
             "segment": segment.video_path.stem,
             "video": video,
-            "sidecar": {"name": segment.sidecar_path.name, "sha256": hashlib.sha256(sidecar_bytes).hexdigest(),
-                        "bytes": len(sidecar_bytes), "content_sha256": sidecar_content_sha256(sidecar)},
+            "sidecar": {**_sidecar_entry(segment.sidecar_path, sidecar_bytes),
+                        "content_sha256": sidecar_content_sha256(sidecar)},
             "start_utc": sidecar.start_utc,
             "end_utc": sidecar.end_utc,
             "frame_count": sidecar.frame_count,
@@ -239,9 +250,8 @@ class FolderChain:
                      "manifest": found.manifest.sha256, "segment": payload.get("segment"),
                      "video_sha256": payload.get("video", {}).get("sha256"), "reason": reason,
                      "deleted_utc": _now()}
-            line = json.dumps(SignedRecord.sign(self.key.private, DELETION, entry).to_json(), sort_keys=True,
-                              ensure_ascii=False, separators=(",", ":"))
-            _append_line(self.folder.root / DELETIONS_NAME, line.encode("utf-8") + b"\n")
+            record = SignedRecord.sign(self.key.private, DELETION, entry)
+            append_line(self.folder.root / DELETIONS_NAME, record.to_line())
         manifest_file.unlink(missing_ok=True)
         fsync_dir(manifest_file.parent)
 
@@ -282,8 +292,7 @@ def amend(key: DeviceKey, segment: StoredSegment, current: ManifestFile) -> Mani
         "manifest": current.manifest.sha256,
         "number": len(current.amendments) + 1,
         "video_name": segment.name,
-        "sidecar": {"name": segment.sidecar_path.name, "sha256": hashlib.sha256(sidecar_bytes).hexdigest(),
-                    "bytes": len(sidecar_bytes)},
+        "sidecar": _sidecar_entry(segment.sidecar_path, sidecar_bytes),
         "locked": sidecar.locked,
         "locked_at_utc": sidecar.locked_at_utc,
         "signed_utc": _now(),
@@ -338,15 +347,6 @@ def _read_sidecar(path: Path) -> tuple[bytes, Sidecar]:
         raise RecordError(f"{path.name} is not a readable sidecar: {exc}") from None
 
 
-def _append_line(path: Path, line: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    try:
-        os.write(fd, line)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def repair_deletion_log(path: Path) -> None:
     """Cut a line a power cut tore off mid-write, so the next line starts on a line of its own."""
     try:
@@ -380,8 +380,9 @@ class SegmentSigner:
 
     @classmethod
     def open(cls, folder: RecordingsFolder, key: DeviceKey, context: SigningContext) -> SegmentSigner:
-        signer = cls(FolderChain.open(folder, key), context)
-        signer._catch_up()
+        manifests = dict(manifests_in(folder))  # read once: the chain's head and the catch-up both need them
+        signer = cls(FolderChain.open(folder, key, manifests.values()), context)
+        signer._catch_up(manifests)
         signer._thread.start()
         return signer
 
@@ -415,21 +416,25 @@ class SegmentSigner:
             self._queue.put(None)
             self._thread.join()
 
-    def _catch_up(self) -> None:
-        """Start-up: orphaned manifests are logged as deleted; unsigned or half-locked segments are queued."""
+    def _catch_up(self, manifests: dict[Path, ManifestFile]) -> None:
+        """Start-up: orphaned manifests are logged as deleted; unsigned or half-locked segments are queued
+        (a segment whose manifest beside it is this key's and up to date has nothing to do)."""
         folder = self._chain.folder
+        key = self._chain.key
         segments = folder.segments()
         present = {s.video_path.stem for s in segments}
-        for path, found in list(manifests_in(folder)):
+        for path, found in manifests.items():
             if path.stem in present:
                 continue
-            if path.parent == folder.locked_dir or found.current(self._chain.key.public)["locked"]:
+            if path.parent == folder.locked_dir or found.current(key.public)["locked"]:
                 # Locked footage is never deleted by dashcam: its manifest stays, so `dashcam verify` reports it.
                 log.error("the locked segment %s is missing; its manifest is kept as the record of it", path.stem)
                 continue
             self._under_lock(lambda p=path: self._chain.log_deletion(p, MISSING_AT_START), path.name)
         for segment in segments:
-            self._queue.put((segment.video_path.stem, True))
+            beside = manifests.get(manifest_path(segment.video_path))
+            if beside is None or not beside.manifest.is_signed_by(key.public) or needs_amendment(key, segment, beside):
+                self._queue.put((segment.video_path.stem, True))
 
     def _run(self) -> None:
         while (item := self._queue.get()) is not None:

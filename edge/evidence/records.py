@@ -81,6 +81,10 @@ class SignedRecord:
         return {"kind": self.kind, "payload": dict(self.payload),
                 "signature": base64.b64encode(self.signature).decode("ascii")}
 
+    def to_line(self) -> bytes:
+        """The record as one line of a log (the deletion log)."""
+        return json.dumps(self.to_json(), sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+
     def to_bytes(self) -> bytes:
         return (json.dumps(self.to_json(), indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
 

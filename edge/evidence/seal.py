@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,8 +45,8 @@ def seal_entries(label: str, segments: list[StoredSegment], other_files: dict[st
     for segment in segments:
         source = manifest_path(segment.video_path)
         try:
-            data = _read_regular(source)
-            found = ManifestFile.read(source) if data is not None else None
+            data = source.read_bytes() if is_regular_file(source) else None
+            found = ManifestFile.parse(data) if data is not None else None
         except (OSError, RecordError) as exc:
             log.warning("the manifest of %s is unreadable (%s): exported unsigned", segment.name, exc)
             data, found = None, None
@@ -83,10 +82,6 @@ def seal_export(output: Path, label: str, segments: list[StoredSegment], other_f
     return seal
 
 
-def _read_regular(path: Path) -> bytes | None:
-    return path.read_bytes() if is_regular_file(path) else None
-
-
 def _deletion_lines(folder: RecordingsFolder, chains: dict[str, list[int]]) -> bytes:
     """The deletion lines inside the exported stretch of each chain."""
     records, _damaged = read_deletions(folder.root / DELETIONS_NAME)
@@ -96,8 +91,8 @@ def _deletion_lines(folder: RecordingsFolder, chains: dict[str, list[int]]) -> b
         span = spans.get(str(record.payload.get("chain")))
         sequence = record.payload.get("sequence")
         if span is not None and isinstance(sequence, int) and span[0] < sequence < span[1]:
-            kept.append(json.dumps(record.to_json(), sort_keys=True, ensure_ascii=False, separators=(",", ":")))
-    return ("\n".join(kept) + "\n").encode("utf-8") if kept else b""
+            kept.append(record.to_line())
+    return b"".join(kept)
 
 
 def _readme(label: str, device_fingerprint: str) -> str:

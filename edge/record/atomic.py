@@ -259,3 +259,14 @@ def unique_path(folder: Path, stem: str, suffix: str) -> Path:
         n += 1
         candidate = folder / f"{stem}_{n}{suffix}"
     return candidate
+
+
+def append_line(path: Path, line: bytes) -> None:
+    """Append one line to a log (created 0600, never through a link) and fsync it: a power cut loses at most
+    this line, torn; readers skip a torn last line."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE)
+    try:
+        os.write(fd, line)
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import free_port
 from edge.gps import FixProvider
 from edge.gps.reader import SerialGpsReader
 from edge.gps.replay import GpsdClient, NmeaLogReplay
@@ -410,12 +411,6 @@ def test_replay_of_a_missing_file_fails_at_start(tmp_path: Path) -> None:
 
 
 # --- gpsd -----------------------------------------------------------------------------------
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
 
 def tpv(lat: float, lon: float, mode: int = 3) -> bytes:
     report = {"class": "TPV", "device": "/dev/pts/9", "mode": mode, "time": "2024-05-14T08:30:09.000Z",

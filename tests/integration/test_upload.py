@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from edge.evidence.verify import STATEMENT_NAME, verify
 from edge.record.loop import LoopOptions
 from edge.record.store import RecordingsFolder
 from edge.upload.uploader import Uploader
+from conftest import free_port, wait_for_port
 from recording import FPS, dashcam_command, feed, run_config, run_dashcam
 from test_evidence import S, signed_recorder
 
@@ -26,27 +26,15 @@ pytestmark = pytest.mark.skipif(shutil.which("rclone") is None,
                                 reason="rclone is not installed (apt install rclone; .ci/run does)")
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture
 def webdav(tmp_path) -> Iterator[tuple[Path, Path]]:
     """A real WebDAV server (rclone serve) on 127.0.0.1 serving an empty folder; (served folder, rclone config)."""
     served = tmp_path / "server"
     served.mkdir()
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(["rclone", "serve", "webdav", str(served), "--addr", f"127.0.0.1:{port}"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            time.sleep(0.1)
+    wait_for_port(port, server, 20)
     config = tmp_path / "rclone.conf"
     config.write_text(f"[car-nas]\ntype = webdav\nurl = http://127.0.0.1:{port}\nvendor = other\n")
     yield served, config

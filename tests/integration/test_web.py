@@ -24,32 +24,13 @@ from edge.evidence.keys import DeviceKey  # noqa: E402
 from edge.evidence.verify import verify  # noqa: E402
 from edge.record.loop import LoopOptions, LoopStore  # noqa: E402
 from edge.record.retention import RetentionPolicy  # noqa: E402
-from conftest import small_frames, write_clip  # noqa: E402
+from conftest import free_port, small_frames, wait_for_port, write_clip  # noqa: E402
 from edge.camera import SAMPLE_VIDEO  # noqa: E402
 from recording import FPS, dashcam_command, feed  # noqa: E402
 from test_evidence import signed_recorder  # noqa: E402
 
 PASSWORD = "correct horse battery"
 SCREENSHOTS = Path(os.environ.get("DASHCAM_SCREENSHOTS", "")) if os.environ.get("DASHCAM_SCREENSHOTS") else None
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _wait_for_port(port: int, process: subprocess.Popen, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"the server exited: {process.communicate()}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise AssertionError("the server did not listen")
 
 
 def _set_password(config: Path) -> None:
@@ -64,7 +45,7 @@ def _serving(config: Path, port: int) -> Iterator[subprocess.Popen]:
     process = subprocess.Popen(dashcam_command("serve", "--config", str(config)), stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
     try:
-        _wait_for_port(port, process)
+        wait_for_port(port, process)
         yield process
     finally:
         process.terminate()
@@ -87,7 +68,7 @@ def served(tmp_path) -> Iterator[Served]:
     rec, _signer = signed_recorder(tmp_path / "rec", key)
     feed(rec, 0, 3 * FPS)
     rec.close()
-    port = _free_port()
+    port = free_port()
     config = tmp_path / "dashcam.yaml"
     config.write_text(f"record:\n  directory: {tmp_path / 'rec'}\nevidence:\n  key_dir: {state}\n"
                       f"web:\n  port: {port}\n"
@@ -220,7 +201,7 @@ def test_the_status_page_shows_no_coordinates(served):
 
 
 def test_with_tls_the_app_serves_https_with_a_self_signed_certificate_and_a_secure_cookie(tmp_path):
-    state, port = tmp_path / "state", _free_port()
+    state, port = tmp_path / "state", free_port()
     (tmp_path / "rec").mkdir()
     config = tmp_path / "tls.yaml"
     config.write_text(f"record:\n  directory: {tmp_path / 'rec'}\nevidence:\n  key_dir: {state}\n"
@@ -358,7 +339,7 @@ def test_in_a_browser_log_in_open_a_trip_play_lock_and_export(served, browser, t
 def test_in_a_browser_the_live_view_updates_while_dashcam_run_records(tmp_path, browser):
     from selenium.webdriver.common.by import By
 
-    port, state = _free_port(), tmp_path / "state"
+    port, state = free_port(), tmp_path / "state"
     # The sample twice over at 640x360 (24 s): time enough for the browser steps on a loaded machine.
     frames = list(small_frames(SAMPLE_VIDEO, (640, 360), range(360)).values())  # 250 MB, not 1 GB at 720p
     clip = write_clip(tmp_path / "drive.mp4", frames + frames, fps=30)
@@ -370,7 +351,7 @@ def test_in_a_browser_the_live_view_updates_while_dashcam_run_records(tmp_path, 
     process = subprocess.Popen(dashcam_command("run", "--config", str(config)), stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)  # the sample, at its own 30 fps
     try:
-        _wait_for_port(port, process, 120)
+        wait_for_port(port, process, 120)
         served = Served(f"http://127.0.0.1:{port}", tmp_path / "rec", config, DeviceKey.load_or_create(state))
         _browser_login(browser, served)
         browser.get(served.url + "/live")
