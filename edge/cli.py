@@ -315,7 +315,7 @@ def _web_server(config: Config, folder: RecordingsFolder, key: DeviceKey | None,
     except ImportError as exc:
         raise SourceError(f"the web app needs the [web] extra ({exc.name} is missing): "
                           "pip install 'privacy-dashcam[web]'") from None
-    state = web_state_dir(config.web.state_dir, key_dir(config.evidence.key_dir))
+    state = _web_state(config)
     passwords = PasswordStore(state)
     if not passwords.is_set():
         raise SourceError(f"no web app password in {state}: set one with dashcam serve --set-password")
@@ -323,6 +323,11 @@ def _web_server(config: Config, folder: RecordingsFolder, key: DeviceKey | None,
                          doctor_results=lambda: _doctor_results(state), secure_cookie=config.web.tls,
                          **live)  # type: ignore[arg-type]
     return WebServer(build_app(context), config.web, state)
+
+
+def _web_state(config: Config) -> Path:
+    """Where the web app's password, certificate and the last doctor results live."""
+    return web_state_dir(config.web.state_dir, key_dir(config.evidence.key_dir))
 
 
 def _doctor_results(state: Path) -> list[dict[str, str]] | None:
@@ -414,13 +419,19 @@ def _recordings(args: argparse.Namespace) -> tuple[RecordingsFolder, Config]:
 def _trips_index(args: argparse.Namespace) -> Iterator[tuple[RecordingsFolder, TripsIndex]]:
     """The recordings folder and its trips index, closed on the way out."""
     folder, config = _recordings(args)
+    with _open_index(folder, config) as index:
+        yield folder, index
+
+
+@contextlib.contextmanager
+def _open_index(folder: RecordingsFolder, config: Config) -> Iterator[TripsIndex]:
     if not folder.root.is_dir():
         raise SourceError(f"no recordings folder {folder.root} (pass --recordings or --config)")
     # While a recorder runs (or on a read-only card) the index is only read: the recorder owns the file.
     writable = running_recorder(folder) is None and os.access(folder.root, os.W_OK)
     index = TripsIndex.open(folder, config.record.trip_gap_seconds, writable=writable)
     try:
-        yield folder, index
+        yield index
     finally:
         index.close()
 
@@ -461,16 +472,17 @@ def cmd_trips(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    with _trips_index(args) as (folder, index):
+    folder, config = _recordings(args)
+    keys = key_dir(config.evidence.key_dir)
+    with _open_index(folder, config) as index:
         result = export_segments(args.target, args.output, folder, index)
-        _config = load_config(args.config)
-        key = DeviceKey.load(key_dir(_config.evidence.key_dir))
+        key = DeviceKey.load(keys)
         seal = seal_export(args.output, result.label, result.segments, result.files, folder, key) if key else None
     print(f"exported {result.label} to {args.output}/ ({result.track_points} track points):")
     for path in result.files + (seal.files if seal else []):
         print(f"  {path}")
     if seal is None:
-        print(f"dashcam: warning: no device key in {key_dir(_config.evidence.key_dir)}: this export carries no "
+        print(f"dashcam: warning: no device key in {keys}: this export carries no "
               "signatures (`dashcam verify` cannot check it)", file=sys.stderr)
     elif seal.unsigned:
         print(f"dashcam: warning: {len(seal.unsigned)} segments have no manifest (recorded before signing, or "
@@ -525,7 +537,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 def _keep_doctor_results(config: Config, checks: list) -> None:
     """For the web app's status page; a machine where this cannot be written just does not show them."""
-    state = web_state_dir(config.web.state_dir, key_dir(config.evidence.key_dir))
+    state = _web_state(config)
     try:
         state.mkdir(mode=0o700, parents=True, exist_ok=True)
         write_atomic(state / DOCTOR_NAME, json.dumps([dataclasses.asdict(c) for c in checks]).encode())
@@ -599,7 +611,7 @@ def cmd_upload(args: argparse.Namespace) -> int:
     uploader = Uploader.open(folder, config.upload, key)
     try:
         if args.target:
-            with _trips_index(args) as (_folder, index):
+            with _open_index(folder, config) as index:
                 label, segments = resolve_segments(args.target, folder, index)
             added = uploader.queue_segments([s.video_path.stem for s in segments])
             print(f"queued {label}: {added} segments ({len(segments) - added} were queued or sent before)")
@@ -633,7 +645,7 @@ def _print_upload_status(folder: RecordingsFolder) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     """The web app in front, until Ctrl-C; or set its password."""
     folder, config = _recordings(args)
-    state = web_state_dir(config.web.state_dir, key_dir(config.evidence.key_dir))
+    state = _web_state(config)
     if args.set_password:
         PasswordStore(state).set(_read_new_password())
         print(f"web app password set ({state / 'web-password'}, scrypt hash, mode 0600)")
