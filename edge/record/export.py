@@ -37,7 +37,7 @@ def resolve(target: str, folder: RecordingsFolder, index: TripsIndex) -> tuple[s
         rows = index.segments(trip_id=int(trip_id)) if int(trip_id) < 2**63 else []
         if not rows:
             raise SourceError(f"no trip {trip_id} in {folder.root} (see `dashcam trips`)")
-        segments = [s for s in (folder.find(row.name) for row in rows) if s is not None]
+        segments = folder.find_all([row.name for row in rows])
         return f"trip-{trip_id}", segments
     segment = folder.find(Path(target).name)
     if segment is None:

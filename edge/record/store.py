@@ -177,11 +177,17 @@ class RecordingsFolder:
 
     def find(self, name: str) -> StoredSegment | None:
         """A finished segment by file name or stem, in either folder."""
-        stem = Path(name).name.removesuffix(VIDEO_SUFFIX).removesuffix(SIDECAR_SUFFIX)
-        for segment in self.segments():
-            if segment.video_path.stem == stem:
-                return segment
-        return None
+        found = self.find_all([name])
+        return found[0] if found else None
+
+    def find_all(self, names: list[str]) -> list[StoredSegment]:
+        """The finished segments with these file names or stems, in the order given, from one listing
+        (names no longer present are left out)."""
+        by_stem: dict[str, StoredSegment] = {}
+        for segment in self.segments():  # the oldest of two with one stem, as a scan in order finds it
+            by_stem.setdefault(segment.video_path.stem, segment)
+        found = (by_stem.get(Path(n).name.removesuffix(VIDEO_SUFFIX).removesuffix(SIDECAR_SUFFIX)) for n in names)
+        return [s for s in found if s is not None]
 
     def lock(self, segment: StoredSegment, t_utc: dt.datetime, make_room: RoomMaker | None = None) -> StoredSegment:
         """Move a segment into `locked/` with `"locked": true` in its sidecar; idempotent."""

@@ -93,9 +93,8 @@ class Footage:
         if trip is None:
             raise NotFound(f"no trip {trip_id}")
         track: list[tuple[float, float]] = []
-        for row in segments:
-            found = self.folder.find(row.name)
-            sidecar = read_sidecar(found.sidecar_path) if found else None
+        for found in self.folder.find_all([row.name for row in segments]):
+            sidecar = read_sidecar(found.sidecar_path)
             if sidecar and sidecar.location:
                 track += sidecar.location.points()
         return TripView(trip, segments, track)
@@ -151,7 +150,7 @@ class Footage:
         """A trip as one zip (clips, sidecars, GPX, and the seal `dashcam verify` checks), streamed as written."""
         view = self.trip(trip_id)
         label = f"trip-{trip_id}"
-        segments = [s for s in (self.folder.find(row.name) for row in view.segments) if s is not None]
+        segments = self.folder.find_all([row.name for row in view.segments])
         return f"{label}.zip", self._zip_chunks(label, segments)
 
     def _zip_chunks(self, label: str, segments: list[StoredSegment]) -> Iterator[bytes]:
