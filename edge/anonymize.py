@@ -87,7 +87,7 @@ class StillResult:
 def redact_still(frame: Frame, detector: GuardedDetector, redactor: Redactor) -> StillResult:
     """One still image: detect, then redact in place (the frame's own pixels are overwritten)."""
     started = time.perf_counter()
-    verdict = detector.detect(frame.image_bgr)
+    verdict = detector.detect(frame.image_bgr, still=True)
     detected = time.perf_counter()
     redacted = redactor.redact(frame, verdict)
     return StillResult(verdict, redacted, detected - started, time.perf_counter() - detected)

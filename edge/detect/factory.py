@@ -59,7 +59,7 @@ def guarded(detectors: list[Detector], config: DetectConfig, live: bool) -> Guar
     blurred a third of a 1080p file whole on a loaded machine.
     """
     timeout_ms = config.timeout_ms if live else config.offline_timeout_ms
-    return GuardedDetector(detectors, timeout_ms / 1000, side_by_side=config.side_by_side)
+    return GuardedDetector(detectors, timeout_ms / 1000, side_by_side=config.side_by_side, mirror=config.mirror)
 
 
 def model_ids(config: DetectConfig) -> dict[str, str]:

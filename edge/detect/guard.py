@@ -16,6 +16,7 @@ import logging
 import numpy as np
 
 from edge.detect import Detector
+from edge.detect.mirror import flip_boxes, merge_looks
 from edge.types import DetectionFailure, Detections
 
 log = logging.getLogger(__name__)
@@ -27,11 +28,17 @@ class GuardedDetector:
     Side by side, each model (with one onnxruntime thread, `detect.intra_op_threads: 1`) uses a core
     of its own instead of the models taking turns at all cores, where every model's small layers
     leave cores idle.
+
+    `mirror` (`detect.mirror`) says when the detectors that take it (`mirrored_look = True`: the
+    face union and the whole-frame plate pass) look again at the flipped image (`edge.detect.mirror`):
+    `always`, for `still` images only (`stills`), or never (`off`).
     """
 
-    def __init__(self, detectors: list[Detector], timeout_s: float, side_by_side: bool = False) -> None:
+    def __init__(self, detectors: list[Detector], timeout_s: float, side_by_side: bool = False,
+                 mirror: str = "off") -> None:
         self._detectors = detectors
         self.timeout_s = timeout_s
+        self._mirror = mirror
         self._executor = futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="detect")
         self._models = (futures.ThreadPoolExecutor(max_workers=len(detectors), thread_name_prefix="model")
                         if side_by_side and len(detectors) > 1 else None)
@@ -41,10 +48,13 @@ class GuardedDetector:
     def detectors(self) -> tuple[Detector, ...]:
         return tuple(self._detectors)
 
-    def detect(self, image_bgr: np.ndarray) -> Detections | DetectionFailure:
+    def detect(self, image_bgr: np.ndarray, still: bool = False) -> Detections | DetectionFailure:
+        """Every detector's boxes on `image_bgr` (a `still` photo gets the mirrored look under `stills`), or
+        the reason the frame cannot be trusted."""
         if self._pending is not None and not self._pending.done():
             return DetectionFailure("detector still busy after an earlier timeout", timed_out=True)
-        self._pending = self._executor.submit(self._run_all, image_bgr)
+        mirrored = self._mirror == "always" or (self._mirror == "stills" and still)
+        self._pending = self._executor.submit(self._run_all, image_bgr, mirrored)
         try:
             return self._pending.result(timeout=self.timeout_s)
         except futures.TimeoutError:
@@ -54,11 +64,13 @@ class GuardedDetector:
             log.warning("detector error, frame fails closed: %s: %s", type(exc).__name__, exc)
             return DetectionFailure(f"{type(exc).__name__}: {exc}")
 
-    def _run_all(self, image_bgr: np.ndarray) -> Detections:
+    def _run_all(self, image_bgr: np.ndarray, mirrored: bool = False) -> Detections:
+        flipped = np.ascontiguousarray(image_bgr[:, ::-1]) if mirrored else None
         if self._models is None:
-            found = [detector.detect(image_bgr) for detector in self._detectors]
+            found = [_look(detector, image_bgr, flipped) for detector in self._detectors]
         else:  # every model's result is awaited: one that raises fails the frame like any other error
-            found = [job.result() for job in [self._models.submit(d.detect, image_bgr) for d in self._detectors]]
+            jobs = [self._models.submit(_look, d, image_bgr, flipped) for d in self._detectors]
+            found = [job.result() for job in jobs]
         for detector, part in zip(self._detectors, found):
             if not isinstance(part, Detections):
                 raise TypeError(f"{detector.name} returned {type(part).__name__}, not Detections")
@@ -68,3 +80,16 @@ class GuardedDetector:
         self._executor.shutdown(wait=False, cancel_futures=True)
         if self._models is not None:
             self._models.shutdown(wait=False, cancel_futures=True)
+
+
+def _look(detector: Detector, image_bgr: np.ndarray, flipped: np.ndarray | None) -> Detections:
+    """One detector's boxes; with a `flipped` copy of the image, merged with what it finds there (for the
+    detectors that take a mirrored look)."""
+    found = detector.detect(image_bgr)
+    if flipped is None or not getattr(detector, "mirrored_look", False) or not isinstance(found, Detections):
+        return found
+    again = detector.detect(flipped)
+    if not isinstance(again, Detections):
+        return again  # checked, and failed closed, by the caller
+    width = image_bgr.shape[1]
+    return merge_looks(found, Detections(flip_boxes(again.xyxy, width), again.score, again.label))

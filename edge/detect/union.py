@@ -21,6 +21,7 @@ class FaceUnion:
     """Runs each face model on the frame and returns head boxes (label FACE)."""
 
     name = "faces"
+    mirrored_look = True  # see edge.detect.mirror
 
     def __init__(self, models: list[Detector], head_width: float, head_height: float, head_raise: float) -> None:
         self._models = models

@@ -55,6 +55,7 @@ class PlateYoloDetector(SquareInputModel):
     """
 
     name = "plate_yolov8n"
+    mirrored_look = True  # see edge.detect.mirror
 
     @classmethod
     def from_config(cls, session: ort.InferenceSession, config: DetectConfig) -> PlateYoloDetector:
