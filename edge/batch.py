@@ -6,6 +6,12 @@ offline path is deterministic and onnxruntime gives the same boxes with one thre
 several here, so the outputs are the same bytes as a single process's (tested).
 Ctrl-C lets running inputs finish, and starts no new one.
 
+With a pool, a video longer than 1.5 pieces (`piece_seconds`, default 60 s) in a container
+that joins exactly (MP4, MOV, Matroska) is cut into pieces that workers share
+(`edge.pieces`); the parent joins them by remuxing when the last one is in. Finished pieces
+live in `.dashcam-pieces/` under the output folder until then, so `resume` goes on from the
+pieces a killed batch had finished.
+
 Every finished input is appended to `.dashcam-anonymize.jsonl` in the output folder (input
 path, size, modification time, the config's hash, the models' sha256). `resume` skips an
 input whose line matches and whose output exists; anything changed is done again. Outputs
@@ -17,6 +23,7 @@ from __future__ import annotations
 import concurrent.futures
 from concurrent.futures.process import BrokenProcessPool
 import dataclasses
+import hashlib
 import json
 import logging
 import multiprocessing
@@ -27,11 +34,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge.anonymize import Job, JobResult, anonymize_all, run_job
+from edge.camera.images import is_image
 from edge.config import Config, config_digest
 from edge.detect.factory import build_detectors, guarded, model_ids, model_keys
 from edge.detect.guard import GuardedDetector
 from edge.detect.models import resolve_model
-from edge.errors import ModelError, SourceError
+from edge.errors import ModelError, SourceError, StorageError, UserError
+from edge.pieces import (DEFAULT_PIECE_SECONDS, SPLITTABLE, PieceJob, anonymize_piece, join_pieces, plan_video,
+                         read_piece, remove_pieces)
 from edge.pipeline import RunStats
 from edge.record.atomic import append_line
 from edge.redact import Redactor
@@ -39,6 +49,7 @@ from edge.redact import Redactor
 log = logging.getLogger(__name__)
 
 RESUME_NAME = ".dashcam-anonymize.jsonl"
+PIECES_NAME = ".dashcam-pieces"  # finished pieces of split videos, until they are joined
 # Starting a worker (imports, models) costs seconds: fewer inputs than this run in one process.
 MIN_JOBS_FOR_POOL = 4
 
@@ -80,6 +91,11 @@ class ResumeLog:
                 "mtime_ns": info.st_mtime_ns, "config_sha256": self._fingerprint.config_sha256,
                 "models": self._fingerprint.models}
 
+    def key(self, job: Job) -> str:
+        """A short name for this input with this config and these models (its pieces' folder)."""
+        entry = self._entry(job)
+        return hashlib.sha256(json.dumps(entry, sort_keys=True).encode()).hexdigest()[:16]
+
     def is_done(self, job: Job) -> bool:
         try:
             expected = self._entry(job)
@@ -94,7 +110,8 @@ class ResumeLog:
 
 
 def run_batch(jobs: list[Job], output_dir: Path, config: Config, workers: int, stop: threading.Event,
-              on_result: Callable[[JobResult], None], resume: bool = False) -> tuple[RunStats, int]:
+              on_result: Callable[[JobResult], None], resume: bool = False,
+              piece_seconds: float = DEFAULT_PIECE_SECONDS) -> tuple[RunStats, int]:
     """Anonymize `jobs` (skipping those the resume log says are done, with `resume`); the totals and how many
     were skipped. Each result goes to `on_result` as it comes."""
     log_file = ResumeLog(output_dir, Fingerprint.of(config))
@@ -105,7 +122,8 @@ def run_batch(jobs: list[Job], output_dir: Path, config: Config, workers: int, s
             log_file.record(result.job)
         on_result(result)
 
-    if workers <= 1 or len(todo) < MIN_JOBS_FOR_POOL:
+    splits = _split_videos(todo, output_dir, config, log_file, piece_seconds, resume) if workers > 1 else []
+    if workers <= 1 or (len(todo) < MIN_JOBS_FOR_POOL and not splits):
         detector, redactor = _models(config)
         try:
             return anonymize_all(todo, config, detector, redactor, stop, finished), len(jobs) - len(todo)
@@ -114,21 +132,101 @@ def run_batch(jobs: list[Job], output_dir: Path, config: Config, workers: int, s
     models_dir = Path(config.detect.models_dir) if config.detect.models_dir else None
     for key in model_keys(config.detect):  # a missing or altered model: one line here, not in every worker
         resolve_model(key, models_dir)
-    return _in_pool(todo, config, workers, stop, finished), len(jobs) - len(todo)
+    by_job = {split.job: split for split in splits}
+    tasks: list[Job | PieceJob] = []
+    for job in todo:
+        tasks.extend(by_job[job].waiting if job in by_job else [job])
+    return _in_pool(tasks, config, workers, stop, finished, {s.folder: s for s in splits}), len(jobs) - len(todo)
+
+
+class _SplitVideo:
+    """A video cut into pieces: which are finished, and the join when the last one is in."""
+
+    def __init__(self, job: Job, pieces: list[PieceJob], folder: Path) -> None:
+        self.job, self.pieces, self.folder = job, pieces, folder
+        self.done: dict[int, tuple[int | None, RunStats]] = {}
+        for piece in pieces:
+            finished = read_piece(piece)
+            if finished is not None:
+                self.done[piece.piece.number] = finished
+        self.waiting = [p for p in pieces if p.piece.number not in self.done]
+        self.error: UserError | None = None
+        self.reported = False
+
+    def piece_done(self, piece: PieceJob, stats: RunStats | None, error: UserError | None,
+                   finished: Callable[[JobResult], None]) -> None:
+        if stats is None:
+            self.error = self.error or error
+            self.done[piece.piece.number] = (None, RunStats())
+        else:
+            found = read_piece(piece)
+            self.done[piece.piece.number] = found if found is not None else (None, stats)
+        self.finish_if_complete(finished)
+
+    def finish_if_complete(self, finished: Callable[[JobResult], None]) -> None:
+        if self.reported or len(self.done) < len(self.pieces):
+            return
+        self.reported = True
+        if self.error is not None:
+            finished(JobResult(self.job, error=self.error))
+            return
+        total = RunStats()
+        parts = []
+        for piece in self.pieces:
+            offset, stats = self.done[piece.piece.number]
+            total.add(stats)
+            if offset is not None:
+                parts.append((piece.video, offset))
+        try:
+            if not parts:
+                raise SourceError(f"{self.job.source}: no frame was stored")
+            join_pieces(parts, self.job.output)
+        except UserError as exc:
+            finished(JobResult(self.job, error=exc))
+            return
+        remove_pieces(self.folder)
+        finished(JobResult(self.job, stats=total))
+
+
+def _split_videos(jobs: list[Job], output_dir: Path, config: Config, log_file: ResumeLog, piece_seconds: float,
+                  resume: bool) -> list[_SplitVideo]:
+    """The videos worth cutting into pieces, each with its pieces' folder (emptied unless resuming)."""
+    splits = []
+    for job in jobs:
+        if is_image(job.source) or job.output.suffix.lower() not in SPLITTABLE:
+            continue
+        plan = plan_video(job.source, piece_seconds, config.track)
+        if plan is None:
+            continue
+        folder = output_dir / PIECES_NAME / log_file.key(job)
+        if not resume:
+            remove_pieces(folder)
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        pieces = [PieceJob(plan, piece, folder, job.output.suffix.lower()) for piece in plan.pieces]
+        splits.append(_SplitVideo(job, pieces, folder))
+    return splits
 
 
 def _models(config: Config) -> tuple[GuardedDetector, Redactor]:
     return guarded(build_detectors(config.detect, live=False), config.detect, live=False), Redactor(config.redact)
 
 
-def _in_pool(jobs: list[Job], config: Config, workers: int, stop: threading.Event,
-             finished: Callable[[JobResult], None]) -> RunStats:
+def _in_pool(tasks: list[Job | PieceJob], config: Config, workers: int, stop: threading.Event,
+             finished: Callable[[JobResult], None], splits: dict[Path, _SplitVideo]) -> RunStats:
     total = RunStats()
     single_thread = dataclasses.replace(config, detect=dataclasses.replace(config.detect, intra_op_threads=1))
     context = multiprocessing.get_context("spawn")  # no fork of a process with threads (onnxruntime, PyAV)
-    pool = concurrent.futures.ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=context,
+    pool = concurrent.futures.ProcessPoolExecutor(max_workers=max(1, min(workers, len(tasks))), mp_context=context,
                                                   initializer=_start_worker, initargs=(single_thread,))
-    futures = {pool.submit(_work, job): job for job in jobs}
+
+    def counted(result: JobResult) -> None:
+        if result.stats is not None:
+            total.add(result.stats)
+        finished(result)
+
+    for split in splits.values():  # a resumed video whose pieces were all finished: joined now
+        split.finish_if_complete(counted)
+    futures = {pool.submit(_work, task): task for task in tasks}
     pending = set(futures)
     try:
         while pending:
@@ -137,10 +235,12 @@ def _in_pool(jobs: list[Job], config: Config, workers: int, stop: threading.Even
             for future in done:
                 if future.cancelled():
                     continue
-                result = _result(future, futures[future])
-                if result.stats is not None:
-                    total.add(result.stats)
-                finished(result)
+                task = futures[future]
+                result = _result(future, task)
+                if isinstance(task, PieceJob):
+                    splits[task.folder].piece_done(task, result.stats, result.error, counted)
+                else:
+                    counted(result)
             if stop.is_set():
                 for future in pending:
                     future.cancel()  # the running ones finish: their outputs are complete
@@ -149,7 +249,7 @@ def _in_pool(jobs: list[Job], config: Config, workers: int, stop: threading.Even
     return total
 
 
-def _result(future: concurrent.futures.Future, job: Job) -> JobResult:
+def _result(future: concurrent.futures.Future, task: Job | PieceJob) -> JobResult:
     """The worker's result; a worker that could not start or died (a model missing, killed) ends the batch
     with one line, any other failure is this input's."""
     try:
@@ -158,8 +258,10 @@ def _result(future: concurrent.futures.Future, job: Job) -> JobResult:
         raise ModelError("a worker process could not start or died (check the models with `dashcam doctor`; "
                          "or run with --jobs 1 to see the error)") from None
     except Exception as exc:  # noqa: BLE001 - reported as this input's failure; the batch goes on
-        log.debug("worker failure on %s", job.source, exc_info=True)
-        return JobResult(job, error=SourceError(f"{job.source}: {type(exc).__name__}: {exc}"))
+        source = task.plan.source if isinstance(task, PieceJob) else task.source
+        log.debug("worker failure on %s", source, exc_info=True)
+        job = task if isinstance(task, Job) else Job(source, task.video)
+        return JobResult(job, error=SourceError(f"{source}: {type(exc).__name__}: {exc}"))
 
 
 _worker_models: tuple[GuardedDetector, Redactor, Config] | None = None
@@ -173,7 +275,15 @@ def _start_worker(config: Config) -> None:
     _worker_models = (detector, redactor, config)
 
 
-def _work(job: Job) -> JobResult:
+def _work(task: Job | PieceJob) -> JobResult:
     assert _worker_models is not None, "the pool's initializer loads the models"
     detector, redactor, config = _worker_models
-    return run_job(job, config, detector, redactor, threading.Event())
+    if isinstance(task, Job):
+        return run_job(task, config, detector, redactor, threading.Event())
+    job = Job(task.plan.source, task.video)
+    try:
+        return JobResult(job, stats=anonymize_piece(task, config, detector, redactor, threading.Event()))
+    except UserError as exc:
+        return JobResult(job, error=exc)
+    except OSError as exc:
+        return JobResult(job, error=StorageError(f"{task.video}: {exc.strerror or exc}"))

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 from edge import __version__
 from edge.anonymize import JobResult, collect_jobs
 from edge.batch import run_batch
+from edge.pieces import DEFAULT_PIECE_SECONDS
 from edge.bench.annotations import FORMATS
 from edge.bench.metrics import DEFAULT_TAU
 from edge.bench.progress import Progress
@@ -133,6 +134,10 @@ def _parser() -> argparse.ArgumentParser:
                            help="search folders below the input folders too, keeping the tree in --output")
     anonymize.add_argument("--resume", action="store_true",
                            help="skip inputs the output folder's log says are done with the same config and models")
+    anonymize.add_argument("--piece-seconds", type=float, default=DEFAULT_PIECE_SECONDS, metavar="S",
+                           help="with --jobs above 1, videos (.mp4, .mov, .mkv) longer than 1.5 x S are cut into "
+                           "pieces of about S seconds at their keyframes, shared by the workers and joined without "
+                           f"re-encoding (default: {DEFAULT_PIECE_SECONDS:g})")
     anonymize.set_defaults(handler=cmd_anonymize)
 
     gps = sub.add_parser("gps", help="print live fixes and error counters from a GPS receiver (wiring check)")
@@ -746,6 +751,8 @@ def cmd_anonymize(args: argparse.Namespace) -> int:
     make_output_folder(args.output, "output folder")  # before loading models: a bad --output fails at once
     if args.jobs < 1:
         raise SourceError(f"--jobs {args.jobs}: at least 1")
+    if not 1 <= args.piece_seconds <= 86400:
+        raise SourceError(f"--piece-seconds {args.piece_seconds:g}: between 1 and 86400")
     stop = _install_stop_handlers()
     failures, done, started = 0, 0, time.monotonic()
 
@@ -763,7 +770,8 @@ def cmd_anonymize(args: argparse.Namespace) -> int:
               f"{stats.faces} faces, {stats.plates} plates, {stats.whole_frame_redacted + stats.dropped} fail-closed, "
               f"{stats.fps:.1f} fps")
 
-    total, skipped = run_batch(jobs, args.output, config, args.jobs, stop, report, resume=args.resume)
+    total, skipped = run_batch(jobs, args.output, config, args.jobs, stop, report, resume=args.resume,
+                               piece_seconds=args.piece_seconds)
     done += skipped
     timeouts = f" ({total.detector_timeouts} detections timed out)" if total.detector_timeouts else ""
     resumed = f" ({skipped} done before, skipped)" if skipped else ""

@@ -34,12 +34,15 @@ def checkerboard(height: int, width: int, cell: int = 4) -> np.ndarray:
     return cv2.merge([board, board, board])
 
 
-def write_clip(path: Path, frames: list[np.ndarray], fps: int = 10) -> Path:
-    """Encode frames losslessly enough (crf 10) that detail survives into the test input."""
+def write_clip(path: Path, frames: list[np.ndarray], fps: int = 10, keyframe_every: int | None = None) -> Path:
+    """Encode frames losslessly enough (crf 10) that detail survives into the test input; a keyframe every
+    `keyframe_every` frames if given (x264's default is 250)."""
     height, width = frames[0].shape[:2]
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        if keyframe_every:
+            stream.codec_context.gop_size = keyframe_every
         stream.options = {"crf": "10", "preset": "ultrafast"}
         for image in frames:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="bgr24")))

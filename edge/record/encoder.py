@@ -124,7 +124,7 @@ class VideoEncoder:
     """
 
     def __init__(self, final_path: Path, width: int, height: int, fps: float, settings: EncoderSettings,
-                 crash_safe: bool = False, make_room: RoomMaker | None = None) -> None:
+                 crash_safe: bool = False, make_room: RoomMaker | None = None, origin_ns: int | None = None) -> None:
         suffix = final_path.suffix.lower()
         if suffix not in CONTAINERS:
             raise StorageError(f"cannot write {final_path.name}: unsupported video container '{suffix}' "
@@ -137,7 +137,11 @@ class VideoEncoder:
         self.final_path = final_path
         self.codec = codec
         self.frame_count = 0
-        self._first_ns: int | None = None  # timeline of the first frame: pts 0
+        # Time is counted from `origin_ns` (default: the first frame), in whole ticks; the file itself starts
+        # at 0 and `offset_ticks` says where its first frame lies on that count, so that the pieces of one
+        # video cut across workers join with exactly the timestamps one encoder would have written.
+        self._origin_ns = origin_ns
+        self.offset_ticks: int | None = None
         self._last_pts: int | None = None
         self._first_dts: int | None = None
         self._crash_safe = crash_safe
@@ -180,9 +184,12 @@ class VideoEncoder:
 
     def _next_pts(self, timeline_ns: int) -> int:
         """Ticks since the file's first frame; one tick past the previous frame when time stood still or went back."""
-        if self._first_ns is None:
-            self._first_ns = timeline_ns
-        pts = round(Fraction(timeline_ns - self._first_ns, 1_000_000_000) / self._time_base)
+        if self._origin_ns is None:
+            self._origin_ns = timeline_ns
+        ticks = round(Fraction(timeline_ns - self._origin_ns, 1_000_000_000) / self._time_base)
+        if self.offset_ticks is None:
+            self.offset_ticks = ticks
+        pts = ticks - self.offset_ticks
         if self._last_pts is not None and pts <= self._last_pts:
             pts = self._last_pts + 1
         self._last_pts = pts
