@@ -19,6 +19,7 @@ from edge.camera.opencv import VideoFileSource, stamp
 from edge.config import Config
 from edge.detect.guard import GuardedDetector
 from edge.errors import SourceError, StorageError, UserError
+from edge.pieces import join_pieces
 from edge.pipeline import Pipeline, RunStats
 from edge.record.encoder import CONTAINERS, EncoderSettings, VideoEncoder
 from edge.record.images import write_image
@@ -32,6 +33,7 @@ VIDEO_SUFFIXES = frozenset(CONTAINERS)
 class Job:
     source: Path
     output: Path
+    keep_audio: bool = False  # copy the input's audio untouched (voices can identify people: off by default)
 
 
 @dataclass(frozen=True)
@@ -45,9 +47,10 @@ def is_media(path: Path) -> bool:
     return is_image(path) or path.suffix.lower() in VIDEO_SUFFIXES
 
 
-def collect_jobs(inputs: Iterable[Path], output_dir: Path, recursive: bool = False) -> list[Job]:
+def collect_jobs(inputs: Iterable[Path], output_dir: Path, recursive: bool = False,
+                 keep_audio: bool = False) -> list[Job]:
     """One job per video or image; clear errors up front. A folder is listed, or with `recursive` searched,
-    and its tree is kept under `output_dir`."""
+    and its tree is kept under `output_dir`; videos keep their audio with `keep_audio`."""
     pairs: list[tuple[Path, Path]] = []  # (input, output path relative to output_dir)
     for item in inputs:
         if item.is_dir():
@@ -72,7 +75,7 @@ def collect_jobs(inputs: Iterable[Path], output_dir: Path, recursive: bool = Fal
             raise SourceError(f"two inputs share the name {relative} ({seen[relative]} and {path}); "
                               "anonymize them into separate folders")
         seen[relative] = path
-        jobs.append(Job(path, target))
+        jobs.append(Job(path, target, keep_audio=keep_audio and not is_image(path)))
     return jobs
 
 
@@ -127,13 +130,27 @@ class _SingleFileSink:
 
 def anonymize_video(job: Job, config: Config, detector: GuardedDetector, redactor: Redactor,
                     stop: threading.Event) -> RunStats:
+    """One video into `job.output`; with `keep_audio`, the video is encoded beside it first and then joined
+    with the input's audio (`edge.pieces.join_pieces`, the same remux that joins a split video)."""
     source = VideoFileSource(job.source, realtime=False, max_pixels=config.source.max_pixels)
+    encoded = video_only_path(job.output) if job.keep_audio else job.output
     try:
-        sink = _SingleFileSink(VideoEncoder(job.output, source.width, source.height, source.fps,
+        sink = _SingleFileSink(VideoEncoder(encoded, source.width, source.height, source.fps,
                                             EncoderSettings.from_config(config.record)))
-        return Pipeline(source, detector, redactor, sink, stop=stop, tracking=config.track).run()
+        stats = Pipeline(source, detector, redactor, sink, stop=stop, tracking=config.track).run()
     finally:
         source.close()
+    if job.keep_audio and sink.encoder.frame_count:
+        try:
+            join_pieces([(encoded, 0)], job.output, audio_from=job.source)
+        finally:
+            encoded.unlink(missing_ok=True)
+    return stats
+
+
+def video_only_path(output: Path) -> Path:
+    """Where a video waiting for its audio is encoded: hidden, beside its final name."""
+    return output.with_name(f".{output.stem}.video-only{output.suffix}")
 
 
 def run_job(job: Job, config: Config, detector: GuardedDetector, redactor: Redactor,

@@ -32,6 +32,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
 from edge.anonymize import Job, JobResult, anonymize_all, run_job
 from edge.camera.images import is_image
@@ -89,7 +90,7 @@ class ResumeLog:
         info = job.source.stat()
         return {"input": str(job.source.resolve()), "output": str(job.output), "size": info.st_size,
                 "mtime_ns": info.st_mtime_ns, "config_sha256": self._fingerprint.config_sha256,
-                "models": self._fingerprint.models}
+                "models": self._fingerprint.models, "keep_audio": job.keep_audio}
 
     def key(self, job: Job) -> str:
         """A short name for this input with this config and these models (its pieces' folder)."""
@@ -111,9 +112,11 @@ class ResumeLog:
 
 def run_batch(jobs: list[Job], output_dir: Path, config: Config, workers: int, stop: threading.Event,
               on_result: Callable[[JobResult], None], resume: bool = False,
-              piece_seconds: float = DEFAULT_PIECE_SECONDS) -> tuple[RunStats, int]:
+              piece_seconds: float = DEFAULT_PIECE_SECONDS,
+              engine: Callable[[Config, int], Executor] | None = None) -> tuple[RunStats, int]:
     """Anonymize `jobs` (skipping those the resume log says are done, with `resume`); the totals and how many
-    were skipped. Each result goes to `on_result` as it comes."""
+    were skipped. Each result goes to `on_result` as it comes. `engine` makes the pool of `workers` (default: local
+    processes; `edge.cluster.ray_engine` for a Ray cluster, which always gets the pool)."""
     log_file = ResumeLog(output_dir, Fingerprint.of(config))
     todo = [job for job in jobs if not (resume and log_file.is_done(job))]
 
@@ -123,7 +126,7 @@ def run_batch(jobs: list[Job], output_dir: Path, config: Config, workers: int, s
         on_result(result)
 
     splits = _split_videos(todo, output_dir, config, log_file, piece_seconds, resume) if workers > 1 else []
-    if workers <= 1 or (len(todo) < MIN_JOBS_FOR_POOL and not splits):
+    if engine is None and (workers <= 1 or (len(todo) < MIN_JOBS_FOR_POOL and not splits)):
         detector, redactor = _models(config)
         try:
             return anonymize_all(todo, config, detector, redactor, stop, finished), len(jobs) - len(todo)
@@ -136,7 +139,8 @@ def run_batch(jobs: list[Job], output_dir: Path, config: Config, workers: int, s
     tasks: list[Job | PieceJob] = []
     for job in todo:
         tasks.extend(by_job[job].waiting if job in by_job else [job])
-    return _in_pool(tasks, config, workers, stop, finished, {s.folder: s for s in splits}), len(jobs) - len(todo)
+    return (_in_pool(tasks, config, workers, stop, finished, {s.folder: s for s in splits}, engine),
+            len(jobs) - len(todo))
 
 
 class _SplitVideo:
@@ -180,7 +184,7 @@ class _SplitVideo:
         try:
             if not parts:
                 raise SourceError(f"{self.job.source}: no frame was stored")
-            join_pieces(parts, self.job.output)
+            join_pieces(parts, self.job.output, audio_from=self.job.source if self.job.keep_audio else None)
         except UserError as exc:
             finished(JobResult(self.job, error=exc))
             return
@@ -211,13 +215,31 @@ def _models(config: Config) -> tuple[GuardedDetector, Redactor]:
     return guarded(build_detectors(config.detect, live=False), config.detect, live=False), Redactor(config.redact)
 
 
-def _in_pool(tasks: list[Job | PieceJob], config: Config, workers: int, stop: threading.Event,
-             finished: Callable[[JobResult], None], splits: dict[Path, _SplitVideo]) -> RunStats:
-    total = RunStats()
-    single_thread = dataclasses.replace(config, detect=dataclasses.replace(config.detect, intra_op_threads=1))
+class Executor(Protocol):
+    """What the batch needs of a pool of workers: the local process pool, or Ray actors (`edge.cluster`)."""
+
+    def submit(self, fn: Callable[..., JobResult], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future: ...
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None: ...
+
+
+def local_pool(config: Config, workers: int) -> Executor:
+    """`workers` spawned processes, each with the models loaded once."""
     context = multiprocessing.get_context("spawn")  # no fork of a process with threads (onnxruntime, PyAV)
-    pool = concurrent.futures.ProcessPoolExecutor(max_workers=max(1, min(workers, len(tasks))), mp_context=context,
-                                                  initializer=_start_worker, initargs=(single_thread,))
+    return concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=context,
+                                                  initializer=_start_worker, initargs=(config,))
+
+
+def single_threaded(config: Config) -> Config:
+    """A worker's config: one onnxruntime thread per model, since the workers share the cores."""
+    return dataclasses.replace(config, detect=dataclasses.replace(config.detect, intra_op_threads=1))
+
+
+def _in_pool(tasks: list[Job | PieceJob], config: Config, workers: int, stop: threading.Event,
+             finished: Callable[[JobResult], None], splits: dict[Path, _SplitVideo],
+             engine: Callable[[Config, int], Executor] | None = None) -> RunStats:
+    total = RunStats()
+    pool = (engine or local_pool)(single_threaded(config), max(1, min(workers, len(tasks))))
 
     def counted(result: JobResult) -> None:
         if result.stats is not None:
@@ -277,7 +299,22 @@ def _start_worker(config: Config) -> None:
 
 def _work(task: Job | PieceJob) -> JobResult:
     assert _worker_models is not None, "the pool's initializer loads the models"
-    detector, redactor, config = _worker_models
+    return run_task(task, *_worker_models)
+
+
+class Worker:
+    """The models of one worker (a Ray actor: `edge.cluster`), loaded once, and the tasks it runs."""
+
+    def __init__(self, config: Config) -> None:
+        detector, redactor = _models(config)
+        self._models = (detector, redactor, config)
+
+    def run(self, task: Job | PieceJob) -> JobResult:
+        return run_task(task, *self._models)
+
+
+def run_task(task: Job | PieceJob, detector: GuardedDetector, redactor: Redactor, config: Config) -> JobResult:
+    """A whole input or one piece of a video, with a worker's models; a problem with it is its result."""
     if isinstance(task, Job):
         return run_job(task, config, detector, redactor, threading.Event())
     job = Job(task.plan.source, task.video)

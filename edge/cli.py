@@ -17,13 +17,13 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edge import __version__
-from edge.anonymize import JobResult, collect_jobs
-from edge.batch import run_batch
+from edge.anonymize import Job, JobResult, collect_jobs
+from edge.batch import Executor, run_batch
 from edge.pieces import DEFAULT_PIECE_SECONDS
 from edge.bench.annotations import FORMATS
 from edge.bench.metrics import DEFAULT_TAU
@@ -127,13 +127,21 @@ def _parser() -> argparse.ArgumentParser:
     _common(anonymize)
     anonymize.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="video, image, or folder of them")
     anonymize.add_argument("--output", "-o", type=Path, required=True, help="folder for the anonymized copies")
-    anonymize.add_argument("--jobs", "-j", type=int, default=os.cpu_count() or 1,
-                           help="worker processes, one onnxruntime thread each (default: one per core; batches of "
-                           "fewer than 4 inputs run in one process)")
+    anonymize.add_argument("--jobs", "-j", type=int,
+                           help="workers, one onnxruntime thread each (default: one per core here, or one per CPU "
+                           "of the Ray cluster; batches of fewer than 4 inputs and no long video run in one process)")
+    anonymize.add_argument("--engine", choices=("local", "ray"), default="local",
+                           help="where the workers run: processes on this machine, or actors on a Ray cluster (needs "
+                           "the [cluster] extra and a filesystem every node sees at the same paths)")
+    anonymize.add_argument("--ray-address", metavar="HOST:PORT",
+                           help="the Ray cluster to join (default: RAY_ADDRESS, else a cluster of this machine alone)")
     anonymize.add_argument("--recursive", "-r", action="store_true",
                            help="search folders below the input folders too, keeping the tree in --output")
     anonymize.add_argument("--resume", action="store_true",
                            help="skip inputs the output folder's log says are done with the same config and models")
+    anonymize.add_argument("--keep-audio", action="store_true",
+                           help="copy each video's audio untouched into its output (off by default: voices, names "
+                           "said aloud and a car's radio can identify people; nothing in the audio is anonymized)")
     anonymize.add_argument("--piece-seconds", type=float, default=DEFAULT_PIECE_SECONDS, metavar="S",
                            help="with --jobs above 1, videos (.mp4, .mov, .mkv) longer than 1.5 x S are cut into "
                            "pieces of about S seconds at their keyframes, shared by the workers and joined without "
@@ -747,12 +755,25 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def cmd_anonymize(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    jobs = collect_jobs(args.inputs, args.output, recursive=args.recursive)
+    jobs = collect_jobs(args.inputs, args.output, recursive=args.recursive, keep_audio=args.keep_audio)
     make_output_folder(args.output, "output folder")  # before loading models: a bad --output fails at once
-    if args.jobs < 1:
+    if args.jobs is not None and args.jobs < 1:
         raise SourceError(f"--jobs {args.jobs}: at least 1")
     if not 1 <= args.piece_seconds <= 86400:
         raise SourceError(f"--piece-seconds {args.piece_seconds:g}: between 1 and 86400")
+    if args.engine == "ray":
+        from edge.cluster import RayCluster  # the [cluster] extra: imported only when asked for
+
+        cluster = RayCluster(args.ray_address)
+        try:
+            return _anonymize(args, config, jobs, args.jobs or cluster.cpus, cluster.pool)
+        finally:
+            cluster.close()
+    return _anonymize(args, config, jobs, args.jobs or os.cpu_count() or 1, None)
+
+
+def _anonymize(args: argparse.Namespace, config: Config, jobs: list[Job], workers: int,
+               engine: Callable[[Config, int], Executor] | None) -> int:
     stop = _install_stop_handlers()
     failures, done, started = 0, 0, time.monotonic()
 
@@ -770,8 +791,8 @@ def cmd_anonymize(args: argparse.Namespace) -> int:
               f"{stats.faces} faces, {stats.plates} plates, {stats.whole_frame_redacted + stats.dropped} fail-closed, "
               f"{stats.fps:.1f} fps")
 
-    total, skipped = run_batch(jobs, args.output, config, args.jobs, stop, report, resume=args.resume,
-                               piece_seconds=args.piece_seconds)
+    total, skipped = run_batch(jobs, args.output, config, workers, stop, report, resume=args.resume,
+                               piece_seconds=args.piece_seconds, engine=engine)
     done += skipped
     timeouts = f" ({total.detector_timeouts} detections timed out)" if total.detector_timeouts else ""
     resumed = f" ({skipped} done before, skipped)" if skipped else ""

@@ -17,12 +17,14 @@ keyframe before their overlap; frames carry the stream's own timestamps.
 from __future__ import annotations
 
 import bisect
+import heapq
 import dataclasses
 import json
 import math
 import shutil
 import threading
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -262,32 +264,79 @@ def read_piece(job: PieceJob) -> tuple[int | None, RunStats] | None:
     return (record["offset_ticks"] if record["frames"] else None), stats
 
 
-def join_pieces(pieces: list[tuple[Path, int]], output: Path) -> int:
-    """Copy the pieces' packets into `output` (made atomically), each shifted by its offset; the frame count."""
+def join_pieces(pieces: list[tuple[Path, int]], output: Path, audio_from: Path | None = None) -> int:
+    """Copy the pieces' packets into `output` (made atomically), each shifted by its offset, with the first audio
+    stream of `audio_from` copied untouched beside them if it has one; the number of video packets."""
     muxer = CONTAINERS[output.suffix.lower()][0]
     handle = open_partial(output)
-    packets = 0
+    counted = [0]
     try:
-        with av.open(handle, mode="w", format=muxer) as joined:
-            stream = None
-            for path, offset in pieces:
-                with av.open(str(path)) as piece:
-                    source = piece.streams.video[0]
-                    if stream is None:
-                        stream = joined.add_stream_from_template(source)
-                    for packet in piece.demux(source):
-                        if packet.dts is None:  # the demuxer's end-of-stream marker
-                            continue
-                        packet.pts += offset
-                        packet.dts += offset
-                        packet.stream = stream
-                        joined.mux(packet)
-                        packets += 1
+        with av.open(handle, mode="w", format=muxer) as joined, ExitStack() as inputs:
+            opened = [(inputs.enter_context(av.open(str(path))), offset) for path, offset in pieces]
+            video = joined.add_stream_from_template(opened[0][0].streams.video[0])
+            streams = [_video_packets(opened, video, counted)]
+            if audio_from is not None:
+                source = inputs.enter_context(av.open(str(audio_from)))
+                if source.streams.audio:
+                    audio = _audio_stream(joined, source.streams.audio[0], output)
+                    streams.append(_audio_packets(source, audio))
+            for _, packet in heapq.merge(*streams, key=lambda item: item[0]):
+                joined.mux(packet)
     except (av.error.FFmpegError, OSError) as exc:
         discard(handle, output)
         raise StorageError(f"cannot join the pieces of {output}: {exc}") from None
+    except BaseException:
+        discard(handle, output)
+        raise
     commit(handle, output)
-    return packets
+    return counted[0]
+
+
+def _video_packets(pieces: list[tuple[av.container.InputContainer, int]], stream: av.VideoStream,
+                   counted: list[int]) -> Iterator[tuple[float, av.Packet]]:
+    """Each piece's packets in decode order, shifted by its offset, with their decode time for interleaving."""
+    for container, offset in pieces:
+        source = container.streams.video[0]
+        time_base = _time_base(source)
+        for packet in container.demux(source):
+            if packet.dts is None or packet.pts is None:  # the demuxer's end-of-stream marker
+                continue
+            packet.pts += offset
+            packet.dts += offset
+            packet.stream = stream
+            counted[0] += 1
+            yield float(packet.dts * time_base), packet
+
+
+def _time_base(stream: av.stream.Stream) -> Fraction:
+    if stream.time_base is None:
+        raise StorageError(f"stream {stream.index} has no time base")
+    return Fraction(stream.time_base)
+
+
+def _audio_stream(joined: av.container.OutputContainer, source: av.AudioStream, output: Path) -> av.AudioStream:
+    try:
+        return joined.add_stream_from_template(source)
+    except (av.error.FFmpegError, ValueError) as exc:
+        raise StorageError(f"--keep-audio: the input's {source.codec_context.name} audio cannot be stored in "
+                           f"{output.suffix} ({exc}); choose .mkv for the output") from None
+
+
+def _audio_packets(container: av.container.InputContainer, stream: av.AudioStream
+                   ) -> Iterator[tuple[float, av.Packet]]:
+    """The input's audio packets, untouched but for their time, on the video's clock (its first frame is time 0)."""
+    source = container.streams.audio[0]
+    video = container.streams.video[0] if container.streams.video else None
+    start_s = video.start_time * _time_base(video) if video and video.start_time is not None else Fraction(0)
+    time_base = _time_base(source)
+    shift = round(start_s / time_base)
+    for packet in container.demux(source):
+        if packet.dts is None or packet.pts is None:
+            continue
+        packet.pts -= shift  # every packet is kept, the encoder's priming before time 0 too
+        packet.dts -= shift
+        packet.stream = stream
+        yield float(packet.dts * time_base), packet
 
 
 def remove_pieces(folder: Path) -> None:
