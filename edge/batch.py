@@ -113,10 +113,12 @@ class ResumeLog:
 def run_batch(jobs: list[Job], output_dir: Path, config: Config, workers: int, stop: threading.Event,
               on_result: Callable[[JobResult], None], resume: bool = False,
               piece_seconds: float = DEFAULT_PIECE_SECONDS,
-              engine: Callable[[Config, int], Executor] | None = None) -> tuple[RunStats, int]:
+              engine: Callable[[Config, int], Executor] | None = None,
+              on_progress: Callable[[int, int], None] | None = None) -> tuple[RunStats, int]:
     """Anonymize `jobs` (skipping those the resume log says are done, with `resume`); the totals and how many
     were skipped. Each result goes to `on_result` as it comes. `engine` makes the pool of `workers` (default: local
-    processes; `edge.cluster.ray_engine` for a Ray cluster, which always gets the pool)."""
+    processes; `edge.cluster.RayCluster.pool` for a Ray cluster, which always gets the pool). `on_progress` hears
+    (tasks done, tasks) as each input or piece of a video finishes."""
     log_file = ResumeLog(output_dir, Fingerprint.of(config))
     todo = [job for job in jobs if not (resume and log_file.is_done(job))]
 
@@ -126,10 +128,18 @@ def run_batch(jobs: list[Job], output_dir: Path, config: Config, workers: int, s
         on_result(result)
 
     splits = _split_videos(todo, output_dir, config, log_file, piece_seconds, resume) if workers > 1 else []
+    progress = on_progress or (lambda done, total: None)
     if engine is None and (workers <= 1 or (len(todo) < MIN_JOBS_FOR_POOL and not splits)):
         detector, redactor = _models(config)
+        results = [0]
+
+        def counted(result: JobResult) -> None:
+            finished(result)
+            results[0] += 1
+            progress(results[0], len(todo))
+
         try:
-            return anonymize_all(todo, config, detector, redactor, stop, finished), len(jobs) - len(todo)
+            return anonymize_all(todo, config, detector, redactor, stop, counted), len(jobs) - len(todo)
         finally:
             detector.close()
     models_dir = Path(config.detect.models_dir) if config.detect.models_dir else None
@@ -139,7 +149,7 @@ def run_batch(jobs: list[Job], output_dir: Path, config: Config, workers: int, s
     tasks: list[Job | PieceJob] = []
     for job in todo:
         tasks.extend(by_job[job].waiting if job in by_job else [job])
-    return (_in_pool(tasks, config, workers, stop, finished, {s.folder: s for s in splits}, engine),
+    return (_in_pool(tasks, config, workers, stop, finished, {s.folder: s for s in splits}, engine, progress),
             len(jobs) - len(todo))
 
 
@@ -237,7 +247,8 @@ def single_threaded(config: Config) -> Config:
 
 def _in_pool(tasks: list[Job | PieceJob], config: Config, workers: int, stop: threading.Event,
              finished: Callable[[JobResult], None], splits: dict[Path, _SplitVideo],
-             engine: Callable[[Config, int], Executor] | None = None) -> RunStats:
+             engine: Callable[[Config, int], Executor] | None = None,
+             progress: Callable[[int, int], None] = lambda done, total: None) -> RunStats:
     total = RunStats()
     pool = (engine or local_pool)(single_threaded(config), max(1, min(workers, len(tasks))))
 
@@ -249,7 +260,7 @@ def _in_pool(tasks: list[Job | PieceJob], config: Config, workers: int, stop: th
     for split in splits.values():  # a resumed video whose pieces were all finished: joined now
         split.finish_if_complete(counted)
     futures = {pool.submit(_work, task): task for task in tasks}
-    pending = set(futures)
+    pending, completed = set(futures), 0
     try:
         while pending:
             done, pending = concurrent.futures.wait(pending, timeout=0.5,
@@ -263,6 +274,8 @@ def _in_pool(tasks: list[Job | PieceJob], config: Config, workers: int, stop: th
                     splits[task.folder].piece_done(task, result.stats, result.error, counted)
                 else:
                     counted(result)
+                completed += 1
+                progress(completed, len(tasks))
             if stop.is_set():
                 for future in pending:
                     future.cancel()  # the running ones finish: their outputs are complete

@@ -27,7 +27,7 @@ from edge.batch import Executor, run_batch
 from edge.pieces import DEFAULT_PIECE_SECONDS
 from edge.bench.annotations import FORMATS
 from edge.bench.metrics import DEFAULT_TAU
-from edge.bench.progress import Progress
+from edge.progress import Progress, duration
 from edge.bench.report import render_table
 from edge.bench.runner import (BenchInput, bench_report, check_tau, load_truth, named_configs, parse_class_map,
                                planned_count, require_plots, run_bench, write_outputs)
@@ -467,17 +467,17 @@ def cmd_trips(args: argparse.Namespace) -> int:
     print(f"{'TRIP':>5}  {'START (UTC)':19}  {'END (UTC)':19}  {'DURATION':>9}  {'DISTANCE':>9}  "
           f"{'SEGMENTS':>8}  LOCKED")
     for trip in trips:
-        print(f"{trip.id:>5}  {_utc_text(trip.start_utc)}  {_utc_text(trip.end_utc)}  {_duration(trip.duration_s):>9}"
+        print(f"{trip.id:>5}  {_utc_text(trip.start_utc)}  {_utc_text(trip.end_utc)}  {duration(trip.duration_s):>9}"
               f"  {_km(trip.distance_m):>9}  {trip.segment_count:>8}  {trip.locked_count}")
         for segment in per_trip.get(trip.id, []):
             flags = " locked" if segment.locked else ""
             flags += " recovered" if segment.recovered else ""
-            print(f"       {segment.name}  {_duration(segment.duration_s):>9}  {_km(segment.distance_m):>9}{flags}")
+            print(f"       {segment.name}  {duration(segment.duration_s):>9}  {_km(segment.distance_m):>9}{flags}")
     if locked:
         print(f"\nlocked segments ({folder.locked_dir}/, never deleted automatically):")
         for segment in locked:
             print(f"  {segment.name}  trip {segment.trip_id}  {_utc_text(segment.start_utc)}  "
-                  f"{_duration(segment.duration_s)}")
+                  f"{duration(segment.duration_s)}")
     if is_regular_file(folder.root / UPLOAD_QUEUE_NAME):
         print()
         _print_upload_status(folder)
@@ -508,12 +508,6 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def _utc_text(iso: str) -> str:
     return iso[:19].replace("T", " ")
-
-
-def _duration(seconds: float) -> str:
-    minutes, secs = divmod(round(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
 
 
 def _km(metres: float | None) -> str:
@@ -774,31 +768,53 @@ def cmd_anonymize(args: argparse.Namespace) -> int:
 
 def _anonymize(args: argparse.Namespace, config: Config, jobs: list[Job], workers: int,
                engine: Callable[[Config, int], Executor] | None) -> int:
+    """The batch, with a progress bar on a terminal (stderr) or a plain line per input otherwise, and a summary."""
     stop = _install_stop_handlers()
     failures, done, started = 0, 0, time.monotonic()
+    bar: Progress | None = None
+    terminal = sys.stdout.isatty() and sys.stderr.isatty()  # the bar draws on stderr
+
+    def advance(tasks_done: int, tasks: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = Progress(tasks, unit="task", bar=True, clock=time.monotonic)
+        bar.update(tasks_done)
 
     def report(result: JobResult) -> None:
         nonlocal failures, done
         done += 1
         elapsed = time.monotonic() - started
-        progress = f"[{done}/{len(jobs)}, {_duration(elapsed / done * (len(jobs) - done))} left]"
+        progress = f"[{done}/{len(jobs)}, {duration(elapsed / done * (len(jobs) - done))} left]"
         stats = result.stats
         if stats is None:
             failures += 1
+            if bar is not None:
+                bar.close()  # the error on a line of its own; the bar goes on below it
             print(f"dashcam: error: {result.error}", file=sys.stderr)
             return
+        if terminal:
+            return  # the bar shows it
         print(f"{progress} {result.job.source} -> {result.job.output}: {stats.frames_stored} frames, "
               f"{stats.faces} faces, {stats.plates} plates, {stats.whole_frame_redacted + stats.dropped} fail-closed, "
               f"{stats.fps:.1f} fps")
 
-    total, skipped = run_batch(jobs, args.output, config, workers, stop, report, resume=args.resume,
-                               piece_seconds=args.piece_seconds, engine=engine)
+    try:
+        total, skipped = run_batch(jobs, args.output, config, workers, stop, report, resume=args.resume,
+                                   piece_seconds=args.piece_seconds, engine=engine, on_progress=advance)
+    finally:
+        if bar is not None:
+            bar.close()
     done += skipped
+    seconds = time.monotonic() - started
     timeouts = f" ({total.detector_timeouts} detections timed out)" if total.detector_timeouts else ""
     resumed = f" ({skipped} done before, skipped)" if skipped else ""
     print(f"\n{done - failures} of {len(jobs)} inputs anonymized into {args.output}/{resumed}: "
           f"{total.frames_stored} frames, {total.faces} faces, {total.plates} plates, "
           f"{total.whole_frame_redacted} frames blurred whole, {total.dropped} dropped{timeouts}, "
-          f"{time.monotonic() - started:.1f} s")
+          f"{seconds:.1f} s")
+    where = f"{args.engine}, {workers} worker{'s' if workers != 1 else ''}"
+    print(f"throughput: {(done - skipped - failures) / seconds:.2f} inputs/s, {total.frames_stored / seconds:.1f} "
+          f"frames/s ({where}; detection {total.stage_seconds.get('detect', 0.0):.1f} s, encoding "
+          f"{total.stage_seconds.get('store', 0.0):.1f} s of worker time)")
     _write_stats(args.stats_json, total)
     return 2 if failures else 0

@@ -32,7 +32,7 @@ import numpy as np
 
 from edge.bench.annotations import Annotations, MediaInfo, image_sizes, load_annotations
 from edge.bench.metrics import DEFAULT_TAU, FrameOutcome, MetricsAccumulator
-from edge.bench.progress import Progress
+from edge.progress import Progress
 from edge.bench.report import (BenchReport, PlotsUnavailable, RunReport, render_json, render_markdown,
                                reproducibility, write_plots, write_text)
 from edge.bench.stored import boxes_hidden

@@ -11,7 +11,7 @@ import pytest
 
 import edge
 from edge.bench.metrics import FrameOutcome, MetricsAccumulator
-from edge.bench.progress import Progress
+from edge.progress import Progress
 from edge.bench.report import (BenchReport, PlotsUnavailable, RunReport, machine_info, model_hashes, read_json,
                                render_json, render_markdown, render_table, reproducibility, write_plots, write_text)
 from edge.bench.truth import GroundTruth, LoadIssues
@@ -137,3 +137,15 @@ def test_progress_is_silent_when_not_a_terminal():
         progress.update(5)
     assert stream.getvalue() == ""
     assert Progress(None, stream=stream).text(7) == "frame 7"
+
+
+def test_a_batch_progress_bar_shows_its_share_and_the_time_left_from_the_rate_so_far():
+    stream, clock = _Terminal(), _Clock()
+    with Progress(4, unit="task", stream=stream, min_interval_s=0, clock=clock, bar=True) as progress:
+        clock.now = 30.0
+        progress.update(1)  # 30 s a task: three more take 1m30s
+        clock.now = 120.0
+        progress.update(4)
+    drawn = stream.getvalue().split("\r")[1:]
+    assert drawn[0].startswith("[#####...............] 1/4 tasks (25%), 1m30s left")
+    assert drawn[1].startswith("[####################] 4/4 tasks (100%)") and "left" not in drawn[1]

@@ -1,4 +1,5 @@
-"""A one-line text progress indicator for long benchmark runs: `frame 120/360 (33%)` on stderr.
+"""A one-line text progress indicator for long runs on stderr: `frame 120/360 (33%)` for the benchmark,
+`[######..............] 120/360 inputs (33%), 2m10s left` for a batch.
 
 It redraws at most a few times a second and stays silent when the stream is not a
 terminal, so logs and CI output are not flooded. This is user interface for the CLI,
@@ -12,17 +13,33 @@ from collections.abc import Callable
 from typing import TextIO
 
 
+BAR_WIDTH = 20
+
+
+def duration(seconds: float) -> str:
+    """`1h02m03s`, or `2m03s` under an hour."""
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
+
+
 class Progress:
     def __init__(self, total: int | None, *, unit: str = "frame", stream: TextIO | None = None,
-                 min_interval_s: float = 0.25, clock: Callable[[], float] = time.monotonic) -> None:
-        self._total, self._unit = total, unit
+                 min_interval_s: float = 0.25, clock: Callable[[], float] = time.monotonic, bar: bool = False) -> None:
+        self._total, self._unit, self._bar = total, unit, bar
         self._stream = stream if stream is not None else sys.stderr
         self._enabled = bool(getattr(self._stream, "isatty", lambda: False)())
         self._min_interval_s, self._clock = min_interval_s, clock
+        self._started = clock()
         self._last_draw: float | None = None
         self._drawn = False
 
-    def update(self, done: int) -> None:
+    @property
+    def enabled(self) -> bool:
+        """Whether it draws (its stream is a terminal)."""
+        return self._enabled
+
+    def update(self, done: float) -> None:
         """Report `done` units finished; draws only if enough time passed or the run is complete."""
         if not self._enabled:
             return
@@ -35,10 +52,17 @@ class Progress:
         self._stream.flush()
         self._drawn = True
 
-    def text(self, done: int) -> str:
+    def text(self, done: float) -> str:
         if not self._total:
-            return f"{self._unit} {done}"
-        return f"{self._unit} {done}/{self._total} ({100 * done // self._total}%)"
+            return f"{self._unit} {done:g}"
+        if not self._bar:
+            return f"{self._unit} {done:g}/{self._total} ({int(100 * done // self._total)}%)"
+        share = min(1.0, done / self._total)
+        filled = int(round(share * BAR_WIDTH))
+        elapsed = self._clock() - self._started
+        left = f", {duration(elapsed / done * (self._total - done))} left" if 0 < done < self._total else ""
+        return (f"[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {done:g}/{self._total} {self._unit}s "
+                f"({int(100 * share)}%){left}  ")
 
     def close(self) -> None:
         """End the line so the next output starts on its own."""
