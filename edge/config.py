@@ -446,6 +446,8 @@ def _check_value(value: Any, hint: Any, rules: Any, origin: str, key: str) -> An
             raise fail("a finite number")
     elif typing.get_origin(hint) is Literal:
         allowed = typing.get_args(hint)
+        if value is False and "off" in allowed:
+            value = "off"  # YAML 1.1 reads an unquoted `off` as false
         if value not in allowed:
             raise fail("one of " + ", ".join(map(str, allowed)))
     elif hint is str:

@@ -189,3 +189,13 @@ def test_an_endless_config_file_is_refused_without_reading_it_all():
                                      b"\xff\xfe\x00binary"])
 def test_the_cli_refuses_a_duplicate_key_or_a_binary_file_in_one_line_with_exit_2(tmp_path, content):
     assert "bad.yaml" in _run_refused(tmp_path, content)
+
+
+def test_an_unquoted_off_is_the_choice_off_not_a_bad_value(tmp_path):
+    """YAML 1.1 reads `mirror: off` as false; a choice named off takes it as meant."""
+    path = tmp_path / "c.yaml"
+    path.write_text("detect:\n  mirror: off\n")
+    assert load_config(path).detect.mirror == "off"
+    path.write_text("detect:\n  mirror: true\n")
+    with pytest.raises(ConfigError, match="detect.mirror: expected one of off, stills, always, got True"):
+        load_config(path)
