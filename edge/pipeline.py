@@ -173,6 +173,7 @@ class Pipeline:
     def run(self) -> RunStats:
         stats = RunStats()
         started = time.perf_counter()
+        self._detector.start_video()  # the mirrored look's keyframe count starts with each video
         sink = FanOut(self._outlets)
         workers = [threading.Thread(target=self._guarded, args=(stage, stats), name=stage.__name__[1:], daemon=True)
                    for stage in (self._capture, self._detect)]

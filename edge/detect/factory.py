@@ -59,7 +59,16 @@ def guarded(detectors: list[Detector], config: DetectConfig, live: bool) -> Guar
     blurred a third of a 1080p file whole on a loaded machine.
     """
     timeout_ms = config.timeout_ms if live else config.offline_timeout_ms
-    return GuardedDetector(detectors, timeout_ms / 1000, side_by_side=config.side_by_side, mirror=config.mirror)
+    return GuardedDetector(detectors, timeout_ms / 1000, side_by_side=config.side_by_side,
+                           mirror=mirror_mode(config.mirror, live), mirror_every=config.mirror_every)
+
+
+def mirror_mode(setting: str, live: bool) -> str:
+    """What the guard does with `detect.mirror` on this source: `files` is every keyframe of a file (no live
+    deadline) and, on a live camera, nothing but stills."""
+    if setting == "files":
+        return "stills" if live else "always"
+    return setting
 
 
 def model_ids(config: DetectConfig) -> dict[str, str]:

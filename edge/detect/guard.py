@@ -31,14 +31,17 @@ class GuardedDetector:
 
     `mirror` (`detect.mirror`) says when the detectors that take it (`mirrored_look = True`: the
     face union and the whole-frame plate pass) look again at the flipped image (`edge.detect.mirror`):
-    `always`, for `still` images only (`stills`), or never (`off`).
+    `always` (stills, and every `mirror_every`-th frame), for `still` images only (`stills`), or never
+    (`off`).
     """
 
     def __init__(self, detectors: list[Detector], timeout_s: float, side_by_side: bool = False,
-                 mirror: str = "off") -> None:
+                 mirror: str = "off", mirror_every: int = 1) -> None:
         self._detectors = detectors
         self.timeout_s = timeout_s
         self._mirror = mirror
+        self._mirror_every = mirror_every
+        self._frames = 0  # frames (not stills) detected: under `always`, every `mirror_every`-th looks twice
         self._executor = futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="detect")
         self._models = (futures.ThreadPoolExecutor(max_workers=len(detectors), thread_name_prefix="model")
                         if side_by_side and len(detectors) > 1 else None)
@@ -53,7 +56,7 @@ class GuardedDetector:
         the reason the frame cannot be trusted."""
         if self._pending is not None and not self._pending.done():
             return DetectionFailure("detector still busy after an earlier timeout", timed_out=True)
-        mirrored = self._mirror == "always" or (self._mirror == "stills" and still)
+        mirrored = (self._mirror == "stills" and still) or (self._mirror == "always" and self._mirror_turn(still))
         self._pending = self._executor.submit(self._run_all, image_bgr, mirrored)
         try:
             return self._pending.result(timeout=self.timeout_s)
@@ -63,6 +66,18 @@ class GuardedDetector:
         except Exception as exc:  # noqa: BLE001 - any detector error must fail closed, never crash past redaction
             log.warning("detector error, frame fails closed: %s: %s", type(exc).__name__, exc)
             return DetectionFailure(f"{type(exc).__name__}: {exc}")
+
+    def start_video(self) -> None:
+        """A new video begins: its first keyframe gets the mirrored look (under `always`), whatever the detector
+        saw before, so an output does not depend on which inputs a worker had done."""
+        self._frames = 0
+
+    def _mirror_turn(self, still: bool) -> bool:
+        if still:
+            return True
+        turn = self._frames % self._mirror_every == 0
+        self._frames += 1
+        return turn
 
     def _run_all(self, image_bgr: np.ndarray, mirrored: bool = False) -> Detections:
         flipped = np.ascontiguousarray(image_bgr[:, ::-1]) if mirrored else None

@@ -197,5 +197,5 @@ def test_an_unquoted_off_is_the_choice_off_not_a_bad_value(tmp_path):
     path.write_text("detect:\n  mirror: off\n")
     assert load_config(path).detect.mirror == "off"
     path.write_text("detect:\n  mirror: true\n")
-    with pytest.raises(ConfigError, match="detect.mirror: expected one of off, stills, always, got True"):
+    with pytest.raises(ConfigError, match="detect.mirror: expected one of off, stills, files, always, got True"):
         load_config(path)

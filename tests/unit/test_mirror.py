@@ -112,7 +112,7 @@ def test_with_real_models_the_mirrored_look_finds_the_same_whichever_way_the_ima
     from edge.detect.factory import build_detectors, guarded
 
     base = DetectConfig()
-    config = replace(base, mirror="always", people=replace(base.people, enabled=False))
+    config = replace(base, mirror="always", mirror_every=1, people=replace(base.people, enabled=False))
     guard = guarded(build_detectors(config), config, live=False)
     try:
         for image in small_frames(SAMPLE_VIDEO, (960, 540), [30, 150]).values():
@@ -127,3 +127,25 @@ def test_with_real_models_the_mirrored_look_finds_the_same_whichever_way_the_ima
                 np.testing.assert_allclose(expected[order[0]], got[order[1]], atol=0.05)
     finally:
         guard.close()
+
+
+def test_files_look_twice_at_every_keyframe_of_a_file_and_never_on_a_live_camera():
+    from edge.detect.factory import mirror_mode
+
+    assert mirror_mode("files", live=False) == "always"
+    assert mirror_mode("files", live=True) == "stills"  # a live camera has no stills: it never looks twice
+    assert [mirror_mode(m, live=True) for m in ("off", "stills", "always")] == ["off", "stills", "always"]
+
+
+def test_mirror_every_n_looks_twice_at_every_n_th_frame_and_at_every_still():
+    model = _LeftOnly()
+    guard = GuardedDetector([model], timeout_s=5, mirror="always", mirror_every=2)
+    image = _image_with_object_on_the_right()
+    try:
+        found = []
+        for still in (False, False, False, True, False):
+            before = model.calls
+            found.append((len(guard.detect(image, still=still)), model.calls - before))
+    finally:
+        guard.close()
+    assert found == [(1, 2), (0, 1), (1, 2), (1, 2), (0, 1)]
