@@ -24,6 +24,7 @@ from edge.pipeline import Pipeline, RunStats
 from edge.record.encoder import CONTAINERS, EncoderSettings, VideoEncoder
 from edge.record.images import write_image
 from edge.redact import RedactedFrame, Redactor
+from edge.sinks import FileSink
 from edge.types import DetectionFailure, Frame, Verdict
 
 VIDEO_SUFFIXES = frozenset(CONTAINERS)
@@ -109,25 +110,6 @@ def anonymize_image(job: Job, detector: GuardedDetector, redactor: Redactor, max
     return stats
 
 
-class _SingleFileSink:
-    """Adapts one VideoEncoder to the pipeline's sink; a run that stored nothing leaves no file."""
-
-    def __init__(self, encoder: VideoEncoder) -> None:
-        self.encoder = encoder
-
-    def write(self, frame: RedactedFrame) -> None:
-        self.encoder.write(frame)
-
-    def note_dropped(self) -> None:
-        """Counted by the pipeline's RunStats; the file simply has no frame there."""
-
-    def close(self) -> None:
-        if self.encoder.frame_count:
-            self.encoder.close()
-        else:
-            self.encoder.abort()
-
-
 def anonymize_video(job: Job, config: Config, detector: GuardedDetector, redactor: Redactor,
                     stop: threading.Event) -> RunStats:
     """One video into `job.output`; with `keep_audio`, the video is encoded beside it first and then joined
@@ -135,7 +117,7 @@ def anonymize_video(job: Job, config: Config, detector: GuardedDetector, redacto
     source = VideoFileSource(job.source, realtime=False, max_pixels=config.source.max_pixels)
     encoded = video_only_path(job.output) if job.keep_audio else job.output
     try:
-        sink = _SingleFileSink(VideoEncoder(encoded, source.width, source.height, source.fps,
+        sink = FileSink(VideoEncoder(encoded, source.width, source.height, source.fps,
                                             EncoderSettings.from_config(config.record)))
         stats = Pipeline(source, detector, redactor, sink, stop=stop, tracking=config.track).run()
     finally:

@@ -38,7 +38,8 @@ from edge.errors import SourceError, StorageError
 from edge.pipeline import Pipeline, RunStats
 from edge.record.atomic import commit, discard, open_partial, write_atomic
 from edge.record.encoder import CONTAINERS, EncoderSettings, VideoEncoder
-from edge.redact import RedactedFrame, Redactor
+from edge.redact import Redactor
+from edge.sinks import FileSink
 from edge.types import Frame
 
 # Containers whose pieces join by copying packets with exact timestamps (MP4's and Matroska's muxers take
@@ -183,29 +184,6 @@ class PieceSource:
         self._container.close()
 
 
-class _PieceSink:
-    """Stores the piece's own frames, counts them, and lets the overlap's (redacted) frames go."""
-
-    def __init__(self, encoder: VideoEncoder, piece: Piece) -> None:
-        self.encoder = encoder
-        self._piece = piece
-        self.stats = RunStats()
-
-    def write(self, frame: RedactedFrame) -> None:
-        if self._piece.first <= frame.index < self._piece.end:
-            self.encoder.write(frame)
-            self.stats.count_stored(frame)
-
-    def note_dropped(self) -> None:
-        """Counted from the frames delivered and stored (see `anonymize_piece`)."""
-
-    def close(self) -> None:
-        if self.encoder.frame_count:
-            self.encoder.close()
-        else:
-            self.encoder.abort()
-
-
 @dataclass(frozen=True)
 class PieceJob:
     """One piece of one input, for a worker; `folder` holds the finished pieces until they are joined."""
@@ -233,19 +211,19 @@ def anonymize_piece(job: PieceJob, config: Config, detector: GuardedDetector, re
     try:
         encoder = VideoEncoder(job.video, source.width, source.height, plan.fps,
                                EncoderSettings.from_config(config.record), origin_ns=plan.media_ns(plan.start_pts))
-        sink = _PieceSink(encoder, piece)
+        sink = FileSink(encoder, keep=range(piece.first, piece.end))
         stats = Pipeline(source, detector, redactor, sink, stop=stop, tracking=config.track).run()
     finally:
         source.close()
     if stop.is_set():
         raise StorageError(f"{plan.source}: stopped in piece {piece.number}")
-    own = sink.stats
     # The pipeline's counters include the overlap; the piece reports its own frames (its detector work and
     # times stay, since the overlap cost them).
-    stats.frames_captured = source.own_frames
-    stats.frames_stored, stats.faces, stats.plates = own.frames_stored, own.faces, own.plates
-    stats.whole_frame_redacted = own.whole_frame_redacted
-    stats.dropped = source.own_frames - own.frames_stored
+    own = sink.stored
+    stats.frames_captured, stats.frames_stored = source.own_frames, len(own)
+    stats.faces, stats.plates = sum(c.faces for c in own), sum(c.plates for c in own)
+    stats.whole_frame_redacted = sum(c.whole_frame for c in own)
+    stats.dropped = source.own_frames - len(own)
     record = {"offset_ticks": encoder.offset_ticks, "frames": encoder.frame_count,
               "stats": dataclasses.asdict(stats)}
     write_atomic(job.record, json.dumps(record, sort_keys=True).encode())

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from edge.redact import RedactedFrame, require_redacted
+from edge.types import RedactionCounts
 
 log = logging.getLogger(__name__)
 
@@ -193,3 +194,43 @@ class FanOut:
 
     def failed(self) -> list[str]:
         return [w.outlet.name for w in self._workers if w.failed and not w.blocking]
+
+
+class FileSink:
+    """One encoder as the pipeline's sink, for a file made offline; a run that stored nothing leaves no file.
+
+    With `keep`, only frames whose index lies in it are stored (a piece of a split video stores its
+    own frames; its overlap's frames, redacted like the others, are let go), and `stored` lists
+    the redaction counts of those stored.
+    """
+
+    def __init__(self, encoder: Encoder, keep: range | None = None) -> None:
+        self.encoder = encoder
+        self._keep = keep
+        self.stored: list[RedactionCounts] = []
+
+    def write(self, frame: RedactedFrame) -> None:
+        if self._keep is None or frame.index in self._keep:
+            self.encoder.write(frame)
+            self.stored.append(frame.counts)
+
+    def note_dropped(self) -> None:
+        """Counted by the pipeline's RunStats; the file simply has no frame there."""
+
+    def close(self) -> None:
+        if self.encoder.frame_count:
+            self.encoder.close()
+        else:
+            self.encoder.abort()
+
+
+class Encoder(Protocol):
+    """What `FileSink` needs of `edge.record.encoder.VideoEncoder`."""
+
+    frame_count: int
+
+    def write(self, frame: RedactedFrame) -> None: ...
+
+    def close(self) -> object: ...
+
+    def abort(self) -> None: ...
