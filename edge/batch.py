@@ -169,12 +169,13 @@ class _SplitVideo:
 
     def piece_done(self, piece: PieceJob, stats: RunStats | None, error: UserError | None,
                    finished: Callable[[JobResult], None]) -> None:
-        if stats is None:
-            self.error = self.error or error
-            self.done[piece.piece.number] = (None, RunStats())
-        else:
-            found = read_piece(piece)
-            self.done[piece.piece.number] = found if found is not None else (None, stats)
+        found = read_piece(piece) if stats is not None else None
+        if found is None:  # failed, or its file or record cannot be read here (a shared folder behind): no join
+            self.error = self.error or error or StorageError(
+                f"{self.job.source}: piece {piece.piece.number} finished but {piece.record} or {piece.video} "
+                "cannot be read; run again with --resume")
+            found = (None, RunStats())
+        self.done[piece.piece.number] = found
         self.finish_if_complete(finished)
 
     def finish_if_complete(self, finished: Callable[[JobResult], None]) -> None:

@@ -42,3 +42,24 @@ def test_the_overlap_covers_the_trackers_delay_line_gap_and_hold_on_the_keyframe
     overlap = overlap_frames(track)
     assert overlap >= max(track.delay_frames, track.max_gap_frames, track.hold_frames)
     assert overlap % track.detect_every == 0
+
+
+def test_a_piece_reported_done_whose_record_cannot_be_read_fails_its_video_instead_of_joining_without_it(tmp_path):
+    from fractions import Fraction
+    from pathlib import Path
+
+    from edge.anonymize import Job
+    from edge.batch import _SplitVideo
+    from edge.pieces import PieceJob, VideoPlan, _pieces
+    from edge.pipeline import RunStats
+
+    pts = list(range(0, 300 * 3000, 3000))
+    pieces = _pieces(pts, [0, 100, 200], 100, 30, 3)
+    plan = VideoPlan(Path("in.mp4"), 300, Fraction(1, 90000), 0, 30.0, tuple(pieces))
+    jobs = [PieceJob(plan, piece, tmp_path, ".mp4") for piece in plan.pieces]
+    split = _SplitVideo(Job(Path("in.mp4"), tmp_path / "out.mp4"), jobs, tmp_path)
+    results = []
+    for job in jobs:  # every worker said it finished, but no record reached this folder
+        split.piece_done(job, RunStats(frames_stored=100), None, results.append)
+    assert len(results) == 1 and results[0].stats is None and "cannot be read" in str(results[0].error)
+    assert not (tmp_path / "out.mp4").exists()
