@@ -61,6 +61,7 @@ class Piece:
     seek_pts: int  # the input keyframe at or before `run_first`, where decoding starts
     run_first_pts: int
     run_end_pts: int | None  # None: to the end of the stream
+    run_pts: tuple[int, ...] = ()  # the timestamp of each frame run, so a decoded frame knows its index
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,8 @@ def plan_video(source: Path, piece_seconds: float, track: TrackConfig) -> VideoP
     packets.sort()
     frame_pts = [pts for pts, _ in packets]
     keyframes = [i for i, (_, key) in enumerate(packets) if key]
+    if not keyframes or keyframes[0] != 0 or len(set(frame_pts)) != len(frame_pts):
+        return None  # a stream that starts between keyframes, or repeats a timestamp: anonymized whole
     fps = float(rate) if rate else 30.0
     pieces = _pieces(frame_pts, keyframes, round(piece_seconds * fps), overlap_frames(track), track.detect_every)
     if len(pieces) < 2:
@@ -133,7 +136,7 @@ def _pieces(frame_pts: list[int], keyframes: list[int], piece_frames: int, overl
         run_end = min(total, end + overlap)
         seek = keyframes[max(0, bisect.bisect_right(keyframes, run_first) - 1)]
         pieces.append(Piece(number, first, end, run_first, run_end, frame_pts[seek], frame_pts[run_first],
-                            frame_pts[run_end] if run_end < total else None))
+                            frame_pts[run_end] if run_end < total else None, tuple(frame_pts[run_first:run_end])))
     return pieces
 
 
@@ -155,22 +158,27 @@ class PieceSource:
         except av.error.FFmpegError as exc:
             raise SourceError(f"{plan.source}: cannot decode piece {piece.number}: {exc}") from None
         self.fps = plan.fps
-        self._index = piece.run_first
+        # A frame's index comes from its timestamp, not from counting: a frame the decoder drops (a corrupt
+        # packet) must not shift the frames after it into the neighbouring piece's range.
+        self._index_of = {pts: piece.run_first + i for i, pts in enumerate(piece.run_pts)}
+        self._last = -1
         self.own_frames = 0  # frames of `[first, end)` delivered
 
     def read(self) -> Frame | None:
         piece = self._piece
-        if self._index >= piece.run_end:
-            return None
         while (decoded := self._decode_next()) is not None:
-            if decoded.pts is None or decoded.pts < piece.run_first_pts:
-                continue  # between the keyframe sought and the piece's first frame
-            if piece.run_end_pts is not None and decoded.pts >= piece.run_end_pts:
+            pts = decoded.pts
+            if pts is None:
+                continue
+            if piece.run_end_pts is not None and pts >= piece.run_end_pts:
                 return None
-            frame = stamp(decoded.to_ndarray(format="bgr24"), self._index)
-            frame.t_media_ns = self._plan.media_ns(decoded.pts)
-            self.own_frames += piece.first <= self._index < piece.end
-            self._index += 1
+            index = self._index_of.get(pts)
+            if index is None or index <= self._last:
+                continue  # between the keyframe sought and the piece's first frame, or not a planned frame
+            self._last = index
+            frame = stamp(decoded.to_ndarray(format="bgr24"), index)
+            frame.t_media_ns = self._plan.media_ns(pts)
+            self.own_frames += piece.first <= index < piece.end
             return frame
         return None
 

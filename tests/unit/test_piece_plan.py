@@ -33,6 +33,7 @@ def test_pieces_tile_the_video_and_each_runs_over_its_overlap_from_a_keyframe(vi
         assert piece.seek_pts in [pts[k] for k in keyframes] and piece.seek_pts <= piece.run_first_pts
         assert piece.run_first_pts == pts[piece.run_first]
         assert piece.run_end_pts == (pts[piece.run_end] if piece.run_end < total else None)
+        assert piece.run_pts == tuple(pts[piece.run_first:piece.run_end])
     if len(pieces) > 1:
         assert pieces[-1].end - pieces[-1].first >= piece_frames // 2 - 0  # no stub at the end
 
