@@ -138,15 +138,23 @@ def video_only_path(output: Path) -> Path:
 def run_job(job: Job, config: Config, detector: GuardedDetector, redactor: Redactor,
             stop: threading.Event) -> JobResult:
     """One input into its output (made atomically); a problem with this input is its result, not an exception."""
-    try:
+    def work() -> RunStats:
         job.output.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # a --recursive tree
-        stats = (anonymize_image(job, detector, redactor, config.source.max_pixels) if is_image(job.source)
-                 else anonymize_video(job, config, detector, redactor, stop))
+        return (anonymize_image(job, detector, redactor, config.source.max_pixels) if is_image(job.source)
+                else anonymize_video(job, config, detector, redactor, stop))
+
+    return job_result(job, work)
+
+
+def job_result(job: Job, work: Callable[[], RunStats]) -> JobResult:
+    """What `work` counted, as `job`'s result; a problem with this input (a UserError, or an OSError writing
+    its output) is its result too, so the batch goes on."""
+    try:
+        return JobResult(job, stats=work())
     except UserError as exc:
         return JobResult(job, error=exc)
     except OSError as exc:
         return JobResult(job, error=StorageError(f"{job.output}: {exc.strerror or exc}"))
-    return JobResult(job, stats=stats)
 
 
 def anonymize_all(jobs: list[Job], config: Config, detector: GuardedDetector, redactor: Redactor,

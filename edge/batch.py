@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from edge.anonymize import Job, JobResult, anonymize_all, run_job
+from edge.anonymize import Job, JobResult, anonymize_all, job_result, run_job
 from edge.camera.images import is_image
 from edge.config import Config, config_digest
 from edge.detect.factory import build_detectors, guarded, model_ids, model_keys
@@ -331,10 +331,5 @@ def run_task(task: Job | PieceJob, detector: GuardedDetector, redactor: Redactor
     """A whole input or one piece of a video, with a worker's models; a problem with it is its result."""
     if isinstance(task, Job):
         return run_job(task, config, detector, redactor, threading.Event())
-    job = Job(task.plan.source, task.video)
-    try:
-        return JobResult(job, stats=anonymize_piece(task, config, detector, redactor, threading.Event()))
-    except UserError as exc:
-        return JobResult(job, error=exc)
-    except OSError as exc:
-        return JobResult(job, error=StorageError(f"{task.video}: {exc.strerror or exc}"))
+    return job_result(Job(task.plan.source, task.video),
+                      lambda: anonymize_piece(task, config, detector, redactor, threading.Event()))

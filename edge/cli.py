@@ -777,7 +777,7 @@ def _anonymize(args: argparse.Namespace, config: Config, jobs: list[Job], worker
     def advance(tasks_done: int, tasks: int) -> None:
         nonlocal bar
         if bar is None:
-            bar = Progress(tasks, unit="task", bar=True, clock=time.monotonic)
+            bar = Progress(tasks, unit="task", bar=True)
         bar.update(tasks_done)
 
     def report(result: JobResult) -> None:

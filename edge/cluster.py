@@ -27,8 +27,6 @@ from edge.config import Config
 from edge.errors import SourceError
 from edge.pieces import PieceJob
 
-log = logging.getLogger(__name__)
-
 
 def _ray() -> Any:
     try:

@@ -217,9 +217,11 @@ def anonymize_piece(job: PieceJob, config: Config, detector: GuardedDetector, re
     plan, piece = job.plan, job.piece
     source = PieceSource(plan, piece, config.source.max_pixels)
     try:
+        # Time 0 of every piece's count is the video's first frame (`VideoPlan.media_ns`).
         encoder = VideoEncoder(job.video, source.width, source.height, plan.fps,
-                               EncoderSettings.from_config(config.record), origin_ns=plan.media_ns(plan.start_pts))
-        sink = FileSink(encoder, keep=range(piece.first, piece.end))
+                               EncoderSettings.from_config(config.record), origin_ns=0)
+        own = RunStats()
+        sink = FileSink(encoder, keep=range(piece.first, piece.end), on_stored=own.count_stored)
         stats = Pipeline(source, detector, redactor, sink, stop=stop, tracking=config.track).run()
     finally:
         source.close()
@@ -227,11 +229,9 @@ def anonymize_piece(job: PieceJob, config: Config, detector: GuardedDetector, re
         raise StorageError(f"{plan.source}: stopped in piece {piece.number}")
     # The pipeline's counters include the overlap; the piece reports its own frames (its detector work and
     # times stay, since the overlap cost them).
-    own = sink.stored
-    stats.frames_captured, stats.frames_stored = source.own_frames, len(own)
-    stats.faces, stats.plates = sum(c.faces for c in own), sum(c.plates for c in own)
-    stats.whole_frame_redacted = sum(c.whole_frame for c in own)
-    stats.dropped = source.own_frames - len(own)
+    stats.frames_captured, stats.frames_stored = source.own_frames, own.frames_stored
+    stats.faces, stats.plates, stats.whole_frame_redacted = own.faces, own.plates, own.whole_frame_redacted
+    stats.dropped = source.own_frames - own.frames_stored
     record = {"offset_ticks": encoder.offset_ticks, "frames": encoder.frame_count,
               "stats": dataclasses.asdict(stats)}
     write_atomic(job.record, json.dumps(record, sort_keys=True).encode())
@@ -250,17 +250,16 @@ def read_piece(job: PieceJob) -> tuple[int | None, RunStats] | None:
     return (record["offset_ticks"] if record["frames"] else None), stats
 
 
-def join_pieces(pieces: list[tuple[Path, int]], output: Path, audio_from: Path | None = None) -> int:
+def join_pieces(pieces: list[tuple[Path, int]], output: Path, audio_from: Path | None = None) -> None:
     """Copy the pieces' packets into `output` (made atomically), each shifted by its offset, with the first audio
-    stream of `audio_from` copied untouched beside them if it has one; the number of video packets."""
+    stream of `audio_from` copied untouched beside them if it has one."""
     muxer = CONTAINERS[output.suffix.lower()][0]
     handle = open_partial(output)
-    counted = [0]
     try:
         with av.open(handle, mode="w", format=muxer) as joined, ExitStack() as inputs:
             opened = [(inputs.enter_context(av.open(str(path))), offset) for path, offset in pieces]
             video = joined.add_stream_from_template(opened[0][0].streams.video[0])
-            streams = [_video_packets(opened, video, counted)]
+            streams = [_video_packets(opened, video)]
             if audio_from is not None:
                 source = inputs.enter_context(av.open(str(audio_from)))
                 if source.streams.audio:
@@ -275,11 +274,10 @@ def join_pieces(pieces: list[tuple[Path, int]], output: Path, audio_from: Path |
         discard(handle, output)
         raise
     commit(handle, output)
-    return counted[0]
 
 
-def _video_packets(pieces: list[tuple[av.container.InputContainer, int]], stream: av.VideoStream,
-                   counted: list[int]) -> Iterator[tuple[float, av.Packet]]:
+def _video_packets(pieces: list[tuple[av.container.InputContainer, int]], stream: av.VideoStream
+                   ) -> Iterator[tuple[float, av.Packet]]:
     """Each piece's packets in decode order, shifted by its offset, with their decode time for interleaving."""
     for container, offset in pieces:
         source = container.streams.video[0]
@@ -290,7 +288,6 @@ def _video_packets(pieces: list[tuple[av.container.InputContainer, int]], stream
             packet.pts += offset
             packet.dts += offset
             packet.stream = stream
-            counted[0] += 1
             yield float(packet.dts * time_base), packet
 
 

@@ -34,12 +34,7 @@ class Progress:
         self._last_draw: float | None = None
         self._drawn = False
 
-    @property
-    def enabled(self) -> bool:
-        """Whether it draws (its stream is a terminal)."""
-        return self._enabled
-
-    def update(self, done: float) -> None:
+    def update(self, done: int) -> None:
         """Report `done` units finished; draws only if enough time passed or the run is complete."""
         if not self._enabled:
             return
@@ -52,16 +47,16 @@ class Progress:
         self._stream.flush()
         self._drawn = True
 
-    def text(self, done: float) -> str:
+    def text(self, done: int) -> str:
         if not self._total:
-            return f"{self._unit} {done:g}"
+            return f"{self._unit} {done}"
         if not self._bar:
-            return f"{self._unit} {done:g}/{self._total} ({int(100 * done // self._total)}%)"
+            return f"{self._unit} {done}/{self._total} ({100 * done // self._total}%)"
         share = min(1.0, done / self._total)
         filled = int(round(share * BAR_WIDTH))
         elapsed = self._clock() - self._started
         left = f", {duration(elapsed / done * (self._total - done))} left" if 0 < done < self._total else ""
-        return (f"[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {done:g}/{self._total} {self._unit}s "
+        return (f"[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {done}/{self._total} {self._unit}s "
                 f"({int(100 * share)}%){left}  ")
 
     def close(self) -> None:

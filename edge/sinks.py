@@ -21,12 +21,11 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from edge.redact import RedactedFrame, require_redacted
-from edge.types import RedactionCounts
 
 log = logging.getLogger(__name__)
 
@@ -200,19 +199,21 @@ class FileSink:
     """One encoder as the pipeline's sink, for a file made offline; a run that stored nothing leaves no file.
 
     With `keep`, only frames whose index lies in it are stored (a piece of a split video stores its
-    own frames; its overlap's frames, redacted like the others, are let go), and `stored` lists
-    the redaction counts of those stored.
+    own frames; its overlap's frames, redacted like the others, are let go), and `on_stored` hears
+    of each frame stored.
     """
 
-    def __init__(self, encoder: Encoder, keep: range | None = None) -> None:
+    def __init__(self, encoder: Encoder, keep: range | None = None,
+                 on_stored: Callable[[RedactedFrame], None] | None = None) -> None:
         self.encoder = encoder
         self._keep = keep
-        self.stored: list[RedactionCounts] = []
+        self._on_stored = on_stored
 
     def write(self, frame: RedactedFrame) -> None:
         if self._keep is None or frame.index in self._keep:
             self.encoder.write(frame)
-            self.stored.append(frame.counts)
+            if self._on_stored is not None:
+                self._on_stored(frame)
 
     def note_dropped(self) -> None:
         """Counted by the pipeline's RunStats; the file simply has no frame there."""

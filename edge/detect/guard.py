@@ -56,7 +56,7 @@ class GuardedDetector:
         the reason the frame cannot be trusted."""
         if self._pending is not None and not self._pending.done():
             return DetectionFailure("detector still busy after an earlier timeout", timed_out=True)
-        mirrored = (self._mirror == "stills" and still) or (self._mirror == "always" and self._mirror_turn(still))
+        mirrored = self._mirrored(still)
         self._pending = self._executor.submit(self._run_all, image_bgr, mirrored)
         try:
             return self._pending.result(timeout=self.timeout_s)
@@ -72,9 +72,13 @@ class GuardedDetector:
         saw before, so an output does not depend on which inputs a worker had done."""
         self._frames = 0
 
-    def _mirror_turn(self, still: bool) -> bool:
+    def _mirrored(self, still: bool) -> bool:
+        """Whether this image gets the mirrored look: a still under `stills` or `always`, a video's frame under
+        `always` on every `mirror_every`-th frame of the video."""
         if still:
-            return True
+            return self._mirror in ("stills", "always")
+        if self._mirror != "always":
+            return False
         turn = self._frames % self._mirror_every == 0
         self._frames += 1
         return turn

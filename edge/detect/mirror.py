@@ -7,9 +7,10 @@ look missed (measured on the development photos: heads hidden 91.2 -> 92.7 %, pl
 90.6 -> 92.1 %), at twice those models' time. Boxes of one object from both looks merge
 into the box enclosing them, never NMS'd away, as across face models.
 
-`detect.mirror` says when: `stills` (the default) for photos, which have one frame to be
-found in and no real-time budget; `always` for videos as well (offline, at about 1.4x the
-detection time); `off` never.
+`detect.mirror` says when (`edge.detect.factory.mirror_mode`): `files` (the default) for
+photos and every `mirror_every`-th keyframe of a video file, `stills` for photos only,
+`always` for live cameras too, `off` never. Photos have one frame to be found in and no
+real-time budget; a live camera on 2 cores has no time for a second look.
 """
 from __future__ import annotations
 
