@@ -128,8 +128,8 @@ class PeopleConfig:
     head_width: float = _opt(0.7, "head width as a share of the person box's width (wider is safer: a person seen "
                                   "from the side or with arms out has a wide box)", min=0.2, max=1.0)
     head_height_share: float = _opt(0.3, "the head box is never taller than this share of the person box (a "
-                                         "whole body is about 7 heads tall; a person cut by the frame edge is "
-                                         "shorter; a box cut by the frame's bottom edge gets at least 0.8 x 0.5)",
+                                         "whole body is about 7 heads tall); a bust, under 1.6 times as tall "
+                                         "as wide or cut by the frame's bottom edge, gets at least 0.8 x 0.5",
                                    min=0.1, max=1.0)
     plates_in_vehicles: bool = _opt(True, "search each vehicle for plates at native resolution, all vehicles packed "
                                           "into one or more 640 px canvases")

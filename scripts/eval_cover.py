@@ -24,7 +24,9 @@ Usage (from the repository root; about 1-3 minutes)::
 
     python scripts/eval_cover.py --data ../shared/data --out /tmp/cover [--config FILE] [--live] [--load 2]
 
-Prints one JSON summary, and writes it with the per-box leaks to OUT/cover.json.
+Prints one JSON summary, and writes it to OUT/cover.json with the cover violations and every
+leaked box (the auditor's measure): frame, object, box, whether the frame was a keyframe,
+whether its core was hidden, and which bracketing keyframes found it.
 """
 from __future__ import annotations
 
@@ -172,17 +174,27 @@ def _decoded(path: Path) -> tuple[list[np.ndarray], list[float]]:
     return images, stamps
 
 
-def _found(box: np.ndarray, label: int, found: Detections | None) -> bool:
+def _matches(box: np.ndarray, label: int, found: Detections | None) -> np.ndarray:
+    """The detections of the object's class that found it: IoU >= 0.3, or the centre inside the box."""
     if found is None or not len(found):
-        return False
-    same = found.label == label
-    if not same.any():
-        return False
-    xyxy = found.xyxy[same].astype(np.float64)
+        return np.zeros((0, 4))
+    xyxy = found.xyxy[found.label == label].astype(np.float64)
+    if not len(xyxy):
+        return xyxy
     centres = (xyxy[:, :2] + xyxy[:, 2:]) / 2
     inside = ((centres[:, 0] >= box[0]) & (centres[:, 0] <= box[2]) & (centres[:, 1] >= box[1])
               & (centres[:, 1] <= box[3]))
-    return bool(inside.any() or (iou_matrix(box[None], xyxy) >= 0.3).any())
+    return xyxy[inside | (iou_matrix(box[None], xyxy)[0] >= 0.3)]
+
+
+def _found(box: np.ndarray, label: int, found: Detections | None) -> bool:
+    return len(_matches(box, label, found)) > 0
+
+
+def _found_at(box_of: dict, track: int, label: int, brackets: set, keyframes: dict) -> list[int]:
+    """The bracketing keyframes at which a detection of the object's class found it."""
+    return sorted(k for k in brackets if k is not None and (track, k) in box_of
+                  and _found(box_of[(track, k)], label, keyframes[k]))
 
 
 def score(clip: Path, stored_path: Path, truth: list[list[tuple]], keyframes: dict) -> dict:
@@ -191,12 +203,12 @@ def score(clip: Path, stored_path: Path, truth: list[list[tuple]], keyframes: di
     source_of = [min(len(source) - 1, round(stamp * FPS)) for stamp in stamps]
     keys = sorted(keyframes)
     stored_at = {f: i for i, f in enumerate(source_of)}
-    by_track_frame = {(track, f): (box, label) for f, rows in enumerate(truth) for box, label, track in rows}
+    box_of = {(track, f): box for f, rows in enumerate(truth) for box, _, track in rows}
     counts = {name: {"boxes": 0, "hidden": 0, "violations": 0, "mask_leaks": 0, "undetected_leaks": 0,
                      "by_height": {f"{lo}-{hi}": [0, 0] for lo, hi in SIZE_BANDS},
                      "whole_hidden": 0, "whole_by_height": {f"{lo}-{hi}": [0, 0] for lo, hi in SIZE_BANDS}}
               for name in ("face", "plate")}
-    violations = []
+    violations, leaks = [], []
     runs = LeakRuns()
     for stored_index, f in enumerate(source_of):
         before = max((k for k in keys if k <= f), default=None)
@@ -213,15 +225,21 @@ def score(clip: Path, stored_path: Path, truth: list[list[tuple]], keyframes: di
             c["whole_by_height"][band][0] += 1
             c["whole_by_height"][band][1] += int(whole)
             runs.add_box(f, label, track, leaked=not whole)
-            if core_retained(source[f], stored[stored_index], box) < MAX_RETAINED:
+            core_hidden = core_retained(source[f], stored[stored_index], box) < MAX_RETAINED
+            if not whole:
+                leaks.append({"frame": f, "track": track, "label": name, "box": [round(v) for v in box],
+                              "keyframe": f in keyframes, "core_hidden": core_hidden,
+                              "found_at_bracket": _found_at(box_of, track, label, {before, after}, keyframes),
+                              "found_boxes": {k: _matches(box_of[(track, k)], label, keyframes[k]).round().tolist()
+                                              for k in (before, after) if k is not None and (track, k) in box_of}})
+            if core_hidden:
                 c["hidden"] += 1
                 c["by_height"][band][1] += 1
                 continue
-            seen = [k for k in {before, after} if k is not None and (track, k) in by_track_frame
-                    and _found(by_track_frame[(track, k)][0], label, keyframes[k])]
+            seen = _found_at(box_of, track, label, {before, after}, keyframes)
             # Hidden where seen: the mask worked on the keyframe, so a leak between is the cover's fault.
             hidden_there = [k for k in seen if k in stored_at and core_retained(
-                source[k], stored[stored_at[k]], by_track_frame[(track, k)][0]) < MAX_RETAINED]
+                source[k], stored[stored_at[k]], box_of[(track, k)]) < MAX_RETAINED]
             if hidden_there and f not in keyframes:
                 c["violations"] += 1
                 violations.append({"frame": f, "track": track, "label": name, "box": [round(v) for v in box],
@@ -242,7 +260,8 @@ def score(clip: Path, stored_path: Path, truth: list[list[tuple]], keyframes: di
     return {"stored_frames": len(stored), "source_frames": len(source),
             "stored_duration_s": round(stamps[-1] + 1 / FPS, 3) if stamps else 0.0,
             "source_duration_s": round(len(source) / FPS, 3), "keyframes": len(keys),
-            "classes": counts, "violations": violations[:50], "violation_count": len(violations)}
+            "classes": counts, "violations": violations[:50], "violation_count": len(violations),
+            "leaks": leaks}
 
 
 def main() -> None:
@@ -267,7 +286,7 @@ def main() -> None:
     result = {"config": str(args.config or "defaults"), "live": args.live, "load": args.load, "seed": args.seed,
               "scenes": args.scenes, "stats": stats, **score(clip, stored, truth, keyframes)}
     (args.out / "cover.json").write_text(json.dumps(result, indent=2))
-    summary = {k: v for k, v in result.items() if k != "violations"}
+    summary = {k: v for k, v in result.items() if k not in ("violations", "leaks")}
     print(json.dumps(summary, indent=1))
 
 

@@ -16,7 +16,10 @@ Definitions (docs/benchmark.md says the same for readers):
   stretch of consecutive frame indices in which it is present and not covered.
 - *Over-redaction*: pixels hidden outside every ground-truth box, over all pixels of all
   frames. A frame hidden whole or dropped counts fully: it lost everything outside the
-  boxes. `over_redaction_regions_only` leaves those frames out.
+  boxes. `over_redaction_regions_only` leaves those frames out. `over_redaction_textured`
+  counts only textured source pixels (edge.bench.stored: a flat wall or sky carries nothing
+  to lose) and judges them from the stored pixels: the share of the textured area outside
+  every box that lost its detail.
 - *Detector* precision, recall and AP50 on the raw detections of the frames where the
   detector ran: detections sorted by score (per frame) are matched greedily to the unmatched
   box of the same class with the highest IoU, if that IoU >= 0.5; AP is the all-point
@@ -117,6 +120,7 @@ class BenchResult:
     over_redaction: float | None
     over_redaction_regions_only: float | None
     classes: dict[str, ClassMetrics] = field(default_factory=dict)
+    over_redaction_textured: float | None = None  # None in reports written before it was measured
 
     def to_dict(self) -> dict:
         """Plain, JSON-serialisable data (missing values are None, never NaN)."""
@@ -180,7 +184,7 @@ class _DetectorTally:
 
 @dataclass
 class _Area:
-    """Pixels hidden outside every ground-truth box, out of all pixels seen."""
+    """Pixels hidden outside every ground-truth box, out of all pixels seen (or out of the textured ones)."""
 
     hidden_outside: int = 0
     pixels: int = 0
@@ -238,13 +242,15 @@ class MetricsAccumulator:
         self._frames = 0
         self._detector_frames = 0
         self._outcomes = dict.fromkeys(FrameOutcome, 0)
-        self._area_all, self._area_regions = _Area(), _Area()
+        self._area_all, self._area_regions, self._area_textured = _Area(), _Area(), _Area()
 
     def add_frame(self, truth: GroundTruth, applied: Applied, raw: Detections | None = None,
-                  hidden: np.ndarray | None = None) -> np.ndarray:
-        """One frame: its ground truth, what redaction applied, the detector's raw output if it ran, and
+                  hidden: np.ndarray | None = None, textured_outside: tuple[int, int] | None = None) -> np.ndarray:
+        """One frame: its ground truth, what redaction applied, the detector's raw output if it ran,
         whether each box's stored pixels lost their detail (`edge.bench.stored.boxes_hidden`; None: not
-        measured, and the frame is left out of `hidden`, unless it was hidden whole or dropped).
+        measured, and the frame is left out of `hidden`, unless it was hidden whole or dropped), and
+        the (lost, textured) pixels outside the boxes (`edge.bench.stored.outside_detail_lost`; None: not
+        measured).
 
         Returns each ground-truth box's covered share (1.0 for frames hidden whole or dropped).
         """
@@ -257,6 +263,8 @@ class MetricsAccumulator:
         self._count_leaks(truth, coverage < self.tau)
         self._add_detail(truth, applied, hidden)
         self._add_over_redaction(truth, applied, shape)
+        if textured_outside is not None:
+            self._area_textured.add(*textured_outside)
         if raw is not None:
             self._detector_frames += 1
             for label in Label:
@@ -314,6 +322,7 @@ class MetricsAccumulator:
             frames_whole_frame=self._outcomes[FrameOutcome.WHOLE_FRAME],
             frames_dropped=self._outcomes[FrameOutcome.DROPPED], frames_detector_ran=self._detector_frames,
             over_redaction=self._area_all.share(), over_redaction_regions_only=self._area_regions.share(),
+            over_redaction_textured=self._area_textured.share(),
             classes={class_name(label): self._class_metrics(label) for label in Label},
         )
 

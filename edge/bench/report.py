@@ -157,6 +157,7 @@ def _run_specs(runs: list[RunReport]) -> list[Spec]:
         ("frames the detector ran on", lambda r: r.metrics.frames_detector_ran, None),
         ("over-redaction (share of area)", lambda r: r.metrics.over_redaction, 4),
         ("over-redaction, region masks only", lambda r: r.metrics.over_redaction_regions_only, 4),
+        ("over-redaction, textured area that lost its detail", lambda r: r.metrics.over_redaction_textured, 4),
         ("fps", lambda r: r.fps, 1),
     ]
     stages = list(dict.fromkeys(stage for run in runs for stage in run.stage_ms))

@@ -22,7 +22,7 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,11 +31,12 @@ from typing import Any
 import numpy as np
 
 from edge.bench.annotations import Annotations, MediaInfo, image_sizes, load_annotations
+from edge.bench.coverage import boxes_mask
 from edge.bench.metrics import DEFAULT_TAU, FrameOutcome, MetricsAccumulator
 from edge.progress import Progress
 from edge.bench.report import (BenchReport, PlotsUnavailable, RunReport, render_json, render_markdown,
                                reproducibility, write_plots, write_text)
-from edge.bench.stored import boxes_hidden
+from edge.bench.stored import boxes_hidden, outside_detail_lost
 from edge.bench.truth import GroundTruth
 from edge.camera import FrameSource
 from edge.anonymize import redact_still
@@ -246,12 +247,14 @@ def stored_hidden(truth: GroundTruth, applied: np.ndarray | FrameOutcome, source
     return boxes_hidden(source_bgr, frame.image_bgr, truth.xyxy, truth.label)
 
 
-def has_boxes(truth: Annotations) -> Callable[[int], bool]:
-    """Whether a video frame, by index, has ground-truth boxes (only those need a source copy)."""
-    def wanted(index: int) -> bool:
-        record = truth.truths.get(str(index))
-        return record is not None and len(record.xyxy) > 0
-    return wanted
+def detail_lost_outside(truth: GroundTruth, source_bgr: np.ndarray | None, frame: RedactedFrame | None
+                        ) -> tuple[int, int] | None:
+    """(lost, textured) source pixels outside the ground truth (`edge.bench.stored.outside_detail_lost`;
+    a frame not stored lost them all); None without a source copy to judge against."""
+    if source_bgr is None:
+        return None
+    inside = boxes_mask(truth.xyxy, source_bgr.shape[:2])
+    return outside_detail_lost(source_bgr, None if frame is None else frame.image_bgr, inside)
 
 
 def copy_limit(track: TrackConfig) -> int:
@@ -293,15 +296,16 @@ class _SourceCopies:
 
 
 class _CopyingSource:
-    """A FrameSource that passes frames on, first keeping a copy of each wanted frame's image."""
+    """A FrameSource that passes frames on, first keeping a copy of each frame's image (the stored-detail
+    measures need the source of every frame: its boxes, and its textured area outside them)."""
 
-    def __init__(self, source: FrameSource, copies: _SourceCopies, wanted: Callable[[int], bool]) -> None:
-        self._source, self._copies, self._wanted = source, copies, wanted
+    def __init__(self, source: FrameSource, copies: _SourceCopies) -> None:
+        self._source, self._copies = source, copies
         self.name, self.fps, self.width, self.height = source.name, source.fps, source.width, source.height
 
     def read(self) -> Frame | None:
         frame = self._source.read()
-        if frame is not None and self._wanted(frame.index):
+        if frame is not None:
             self._copies.keep(frame.index, frame.image_bgr)
         return frame
 
@@ -329,10 +333,12 @@ class _ScoringSink:
         applied = applied_redaction(frame, self._config)
         source = self._sources.pop(frame.index)
         started = time.perf_counter()
-        hidden = stored_hidden(self._truth.get(str(frame.index)), applied, source, frame)
+        truth = self._truth.get(str(frame.index))
+        hidden = stored_hidden(truth, applied, source, frame)
+        textured = detail_lost_outside(truth, source, frame)
         self.detail_seconds += time.perf_counter() - started
         del source  # scored: the raw copy goes now
-        self._score(frame.index, applied, hidden)
+        self._score(frame.index, applied, hidden, textured)
 
     def note_dropped(self) -> None:
         """Counted from the gap it leaves (see the class docstring)."""
@@ -345,11 +351,13 @@ class _ScoringSink:
 
     def _drop_until(self, index: int) -> None:
         for missing in range(self._next, index):
-            self._sources.pop(missing)  # nothing of it was stored; its copy goes too
-            self._score(missing, FrameOutcome.DROPPED)
+            source = self._sources.pop(missing)  # nothing of it was stored: all its detail is lost
+            self._score(missing, FrameOutcome.DROPPED,
+                        textured=detail_lost_outside(self._truth.get(str(missing)), source, None))
 
-    def _score(self, index: int, applied: np.ndarray | FrameOutcome, hidden: np.ndarray | None = None) -> None:
-        self._accumulator.add_frame(self._truth.get(str(index)), applied, self._raw.pop(index), hidden)
+    def _score(self, index: int, applied: np.ndarray | FrameOutcome, hidden: np.ndarray | None = None,
+               textured: tuple[int, int] | None = None) -> None:
+        self._accumulator.add_frame(self._truth.get(str(index)), applied, self._raw.pop(index), hidden, textured)
         self._next = index + 1
         if self._progress is not None:
             self._progress.update(self._next)
@@ -359,7 +367,7 @@ def _run_video(subject: BenchInput, truth: Annotations, config: Config, detector
                accumulator: MetricsAccumulator, progress: Progress | None) -> tuple[float, dict[str, float]]:
     raw, sources = _RawDetections(), _SourceCopies(copy_limit(config.track))
     sink = _ScoringSink(truth, accumulator, raw, config.redact, progress, sources)
-    source = _CopyingSource(VideoFileSource(subject.path, realtime=False), sources, has_boxes(truth))
+    source = _CopyingSource(VideoFileSource(subject.path, realtime=False), sources)
     try:
         pipeline = Pipeline(source, detector, Redactor(config.redact), sink, max_frames=subject.max_frames,
                             tracking=config.track, live=False, on_detections=raw.put)
@@ -385,7 +393,7 @@ def _run_images(subject: BenchInput, truth: Annotations, config: Config, detecto
         here = truth.get(key)
         with _timed(seconds, "capture"):
             frame = stamp(read_image(subject.path / key), position)
-            source = frame.image_bgr.copy() if len(here.xyxy) else None  # redaction overwrites the frame's own
+            source = frame.image_bgr.copy()  # redaction overwrites the frame's own
         still = redact_still(frame, detector, redactor)  # the path `dashcam anonymize` takes
         seconds["detect"] += still.detect_s
         seconds["redact"] += still.redact_s
@@ -396,8 +404,9 @@ def _run_images(subject: BenchInput, truth: Annotations, config: Config, detecto
             applied = applied_redaction(redacted, config.redact)
             with _timed(seconds, "detail"):
                 hidden = stored_hidden(here, applied, source, redacted)
+                textured = detail_lost_outside(here, source, redacted)
             del source  # scored: nothing raw outlives this image
-            accumulator.add_frame(here, applied, raw, hidden)
+            accumulator.add_frame(here, applied, raw, hidden, textured)
         if progress is not None:
             progress.update(position + 1)
     elapsed = time.perf_counter() - started

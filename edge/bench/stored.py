@@ -110,6 +110,24 @@ def lost_share(lost: np.ndarray, textured: np.ndarray, area: np.ndarray | None =
     return float(np.count_nonzero(lost & counted)) / total if total else 1.0
 
 
+def outside_detail_lost(source_bgr: np.ndarray, stored_bgr: np.ndarray | None, inside: np.ndarray
+                        ) -> tuple[int, int]:
+    """(lost, textured): the textured source pixels outside the ground truth (`inside` False), and how many of
+    them lost their detail in `stored_bgr` (None: nothing of the frame was stored as it was, all of them).
+
+    Over-redaction as a reader of the footage feels it: a blurred wall or sky costs nothing, a
+    blurred shop front or the car ahead does. Both are judged on the whole frame with the default
+    window, so a mask's border counts as lost only where the source had detail.
+    """
+    lost, textured = lost_detail(source_bgr, source_bgr if stored_bgr is None else stored_bgr)
+    counted = textured & ~inside
+    if stored_bgr is not None:
+        lost &= counted
+    else:
+        lost = counted
+    return int(np.count_nonzero(lost)), int(np.count_nonzero(counted))
+
+
 def inscribed_ellipse(height: int, width: int, xyxy: np.ndarray, origin: tuple[int, int]) -> np.ndarray:
     """(height, width) bool mask of the pixels whose centres lie in the ellipse inscribed in `xyxy`;
     the mask's top-left pixel is `origin` (x, y) of the frame."""

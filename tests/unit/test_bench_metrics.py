@@ -94,6 +94,14 @@ def test_over_redaction_on_a_known_mask():
     result = accumulator.result()
     assert result.over_redaction == pytest.approx(300 / 20000)
     assert result.over_redaction_regions_only == pytest.approx(300 / 20000)
+    assert result.over_redaction_textured is None  # not measured: no source pixels were given
+
+
+def test_textured_over_redaction_adds_up_over_frames():
+    accumulator = MetricsAccumulator()
+    accumulator.add_frame(truth("0", [(5, 5, 15, 15, FACE)]), mask((0, 0, 20, 20)), textured_outside=(30, 1000))
+    accumulator.add_frame(truth("1", []), FrameOutcome.DROPPED, textured_outside=(500, 500))
+    assert accumulator.result().over_redaction_textured == pytest.approx(530 / 1500)
 
 
 def test_longest_leaked_run_per_track():

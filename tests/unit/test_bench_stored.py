@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from edge.bench.stored import (DETAIL_WINDOW, MAX_RETAINED, box_hidden, boxes_hidden, core_retained, detail_window,
-                               lost_detail, lost_share)
+                               lost_detail, lost_share, outside_detail_lost)
 from edge.redact import strong_blur
 from edge.types import Label
 
@@ -114,3 +114,18 @@ def test_boxes_reaching_outside_the_frame_and_many_boxes_at_once():
 def test_the_window_shrinks_for_small_boxes():
     assert detail_window(150, 120) == DETAIL_WINDOW == 7
     assert detail_window(12, 40) == 5
+
+
+def test_over_redaction_counts_the_textured_area_outside_the_boxes_that_lost_its_detail():
+    source = np.full((220, 300, 3), 128, np.uint8)
+    source[:, :150] = textured(220, 150)  # the left half has detail, the right half is a plain wall
+    inside = np.zeros((220, 300), bool)
+    inside[20:60, 20:60] = True  # a labelled box in the textured half: never counted
+    stored = blurred(source, 0, 100, 300, 160)  # a false blur across both halves, 60 rows
+    lost, counted = outside_detail_lost(source, stored, inside)
+    # The plain half carries nothing to lose (but the few columns next to the texture, within the window).
+    assert 150 * 220 - 40 * 40 <= counted <= 154 * 220 - 40 * 40
+    assert lost / counted == pytest.approx(60 / (220 - 40 * 40 / 150), rel=0.1)  # the blurred rows of the left half
+    assert outside_detail_lost(source, source.copy(), inside)[0] == 0
+    everything = outside_detail_lost(source, None, inside)  # a dropped frame lost all of it
+    assert everything == (counted, counted)

@@ -56,9 +56,15 @@ def test_a_face_box_widens_to_the_head_about_a_raised_centre():
 
 
 def test_a_person_s_head_sits_at_the_top_and_is_never_taller_than_its_share():
-    standing, cut = person_heads(np.array([[0, 0, 40, 280], [0, 0, 200, 120]], np.float32), 0.5, 0.3)
+    standing, sitting = person_heads(np.array([[0, 0, 40, 280], [0, 0, 100, 200]], np.float32), 0.5, 0.3)
     assert standing.tolist() == pytest.approx([10, 0, 30, 26])  # 20 wide, 1.3 x 20 tall
-    assert cut.tolist() == pytest.approx([50, 0, 150, 36])  # 100 wide, at most 0.3 x 120 tall
+    assert sitting.tolist() == pytest.approx([25, 0, 75, 60])  # 50 wide, at most 0.3 x 200 tall
+
+
+def test_a_bust_anywhere_in_the_frame_gets_the_region_of_a_person_close_to_the_camera():
+    # 1.5 times as tall as wide, ending far above the frame's bottom: seen down to the chest, or cut off by a car.
+    (bust,) = person_heads(np.array([[100, 50, 300, 350]], np.float32), 0.5, 0.3, frame_height=1080)
+    assert bust.tolist() == pytest.approx([120, 50, 280, 200])  # 0.8 of the width, half the height
 
 
 def test_a_person_cut_off_by_the_frame_s_bottom_edge_gets_a_larger_head_region():
