@@ -57,7 +57,7 @@ class GuardedDetector:
         if self._pending is not None and not self._pending.done():
             return DetectionFailure("detector still busy after an earlier timeout", timed_out=True)
         mirrored = self._mirrored(still)
-        self._pending = self._executor.submit(self._run_all, image_bgr, mirrored)
+        self._pending = self._executor.submit(self._run_all, image_bgr, mirrored, still)
         try:
             return self._pending.result(timeout=self.timeout_s)
         except futures.TimeoutError:
@@ -83,12 +83,12 @@ class GuardedDetector:
         self._frames += 1
         return turn
 
-    def _run_all(self, image_bgr: np.ndarray, mirrored: bool = False) -> Detections:
+    def _run_all(self, image_bgr: np.ndarray, mirrored: bool = False, still: bool = False) -> Detections:
         flipped = np.ascontiguousarray(image_bgr[:, ::-1]) if mirrored else None
         if self._models is None:
-            found = [_look(detector, image_bgr, flipped) for detector in self._detectors]
+            found = [_look(detector, image_bgr, flipped, still) for detector in self._detectors]
         else:  # every model's result is awaited: one that raises fails the frame like any other error
-            jobs = [self._models.submit(_look, d, image_bgr, flipped) for d in self._detectors]
+            jobs = [self._models.submit(_look, d, image_bgr, flipped, still) for d in self._detectors]
             found = [job.result() for job in jobs]
         for detector, part in zip(self._detectors, found):
             if not isinstance(part, Detections):
@@ -101,10 +101,12 @@ class GuardedDetector:
             self._models.shutdown(wait=False, cancel_futures=True)
 
 
-def _look(detector: Detector, image_bgr: np.ndarray, flipped: np.ndarray | None) -> Detections:
-    """One detector's boxes; with a `flipped` copy of the image, merged with what it finds there (for the
-    detectors that take a mirrored look)."""
-    found = detector.detect(image_bgr)
+def _look(detector: Detector, image_bgr: np.ndarray, flipped: np.ndarray | None, still: bool = False) -> Detections:
+    """One detector's boxes (a `still` photo by the detector's `detect_still` where it has one: a closer look
+    that a video's frame rate cannot pay); with a `flipped` copy of the image, merged with what the
+    detector's ordinary look finds there (for the detectors that take a mirrored look)."""
+    closer = getattr(detector, "detect_still", None) if still else None
+    found = closer(image_bgr) if closer is not None else detector.detect(image_bgr)
     if flipped is None or not getattr(detector, "mirrored_look", False) or not isinstance(found, Detections):
         return found
     again = detector.detect(flipped)

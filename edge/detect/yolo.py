@@ -5,6 +5,7 @@ centre-x, centre-y, width, height and one class score per anchor (no objectness)
 """
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import onnxruntime as ort
 
@@ -61,14 +62,16 @@ class PlateYoloDetector(SquareInputModel):
     def from_config(cls, session: ort.InferenceSession, config: DetectConfig) -> PlateYoloDetector:
         plates = config.plates
         return cls(session, plates.score_threshold, plates.nms_iou, plates.tiles, plates.road_top,
-                   plates.road_bottom, plates.tile_every)
+                   plates.road_bottom, plates.tile_every, plates.photo_tile_scale)
 
     def __init__(self, session: ort.InferenceSession, score_threshold: float, nms_iou: float,
-                 tiles: str = "none", road_top: float = 0.0, road_bottom: float = 1.0, tile_every: int = 1) -> None:
+                 tiles: str = "none", road_top: float = 0.0, road_bottom: float = 1.0, tile_every: int = 1,
+                 photo_tile_scale: float = 0.0) -> None:
         super().__init__(session, score_threshold, nms_iou)
         self._band = (0.0, 1.0) if tiles == "full" else (road_top, road_bottom)
         self._tiles = tiles
         self._tile_every = tile_every
+        self._photo_tile_scale = photo_tile_scale
         self._calls = 0
 
     def detect(self, image_bgr: np.ndarray) -> Detections:
@@ -85,6 +88,30 @@ class PlateYoloDetector(SquareInputModel):
             xyxy, score = xyxy[keep], score[keep]
         self._calls += 1
         return Detections(clip_boxes(xyxy, width, height), score, np.full(len(score), Label.PLATE))
+
+    def detect_still(self, image_bgr: np.ndarray) -> Detections:
+        """A photo: the frame's passes, and 640 px tiles of the photo enlarged by `photo_tile_scale`.
+
+        Measured on the 38 dev plates the default set left bare: tiles of the photo at 1.25x found
+        14 of them (native-size tiles 8, 1.5x 12), among them large, sharp plates the whole-photo
+        pass scores near 0; what the model sees best is a plate large in a tile, not in a shrunk photo.
+        A photo has no frame rate to keep, so it can pay the six or so inferences.
+        """
+        found = self.detect(image_bgr)
+        scale = self._photo_tile_scale
+        if scale <= 0:
+            return found
+        height, width = image_bgr.shape[:2]
+        enlarged = cv2.resize(image_bgr, (round(width * scale), round(height * scale)),
+                              interpolation=cv2.INTER_LINEAR if scale > 1 else cv2.INTER_AREA)
+        parts, scores = [found.xyxy], [found.score]
+        for x, y, w, h in tile_windows(enlarged.shape[1], enlarged.shape[0], self._size, 0.0, 1.0):
+            boxes, box_scores = self.detect_window(enlarged[y:y + h, x:x + w])
+            parts.append((boxes + np.array([x, y, x, y], np.float32)) / np.float32(scale))
+            scores.append(box_scores)
+        xyxy, score = np.concatenate(parts).astype(np.float32), np.concatenate(scores).astype(np.float32)
+        keep = nms(xyxy, score, self._nms_iou)
+        return Detections(clip_boxes(xyxy[keep], width, height), score[keep], np.full(len(keep), Label.PLATE))
 
     def _use_tiles(self, width: int, height: int) -> bool:
         if self._tiles == "none" or self._calls % self._tile_every:

@@ -149,3 +149,23 @@ def test_mirror_every_n_looks_twice_at_every_n_th_frame_and_at_every_still():
     finally:
         guard.close()
     assert found == [(1, 2), (0, 1), (1, 2), (1, 2), (0, 1)]
+
+
+class _WithCloserLook(_LeftOnly):
+    """A model with a closer look for photos that finds the object wherever it is."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.still_calls = 0
+
+    def detect_still(self, image_bgr: np.ndarray) -> Detections:
+        self.still_calls += 1
+        ys, xs = np.nonzero(image_bgr[..., 0] > 200)
+        return Detections([[xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]], [0.9], [Label.FACE])
+
+
+def test_a_photo_gets_the_closer_look_and_the_mirrored_one_is_the_ordinary_look():
+    model = _WithCloserLook()
+    assert _detect("stills", still=True, model=model).xyxy.tolist() == [[150, 30, 180, 60]]
+    assert (model.still_calls, model.calls) == (1, 1)  # the flipped image by the ordinary look
+    assert len(_detect("stills", still=False, model=model)) == 0 and model.still_calls == 1  # a video frame

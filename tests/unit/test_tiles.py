@@ -56,6 +56,33 @@ def test_boxes_found_in_a_tile_map_back_to_the_frame(sample_plate_crop):
     assert len(found) and iou_matrix(truth[None], found.xyxy).max() > 0.5
 
 
+def test_a_photo_is_also_searched_in_tiles_of_the_photo_enlarged(sample_plate_crop):
+    """A plate too small for the whole-photo pass of a large photo is found by `detect_still`'s enlarged
+    tiles, mapped back to where it is in the photo; a video frame (`detect`) pays for no tiles."""
+    from edge.config import DetectConfig
+    from edge.detect.boxes import iou_matrix
+    from edge.detect.factory import build_detectors
+
+    import cv2
+
+    crop, plate_in_crop = sample_plate_crop
+    crop = cv2.resize(crop, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)  # a plate about 70 px wide
+    canvas = np.full((1440, 2560, 3), 114, np.uint8)
+    x, y = 1500, 700
+    canvas[y:y + crop.shape[0], x:x + crop.shape[1]] = crop
+    truth = plate_in_crop / 2 + np.array([x, y, x, y], np.float32)
+    base = DetectConfig()
+    config = replace(base, faces=replace(base.faces, enabled=False), people=replace(base.people, enabled=False),
+                     plates=replace(base.plates, photo_tile_scale=1.25))
+    (detector,) = build_detectors(config)
+
+    def found_it(found) -> bool:
+        return bool(len(found)) and iou_matrix(truth[None], found.xyxy).max() > 0.5
+
+    assert not found_it(detector.detect(canvas))  # about 18 px wide in the whole-photo pass: missed
+    assert found_it(detector.detect_still(canvas))
+
+
 @pytest.fixture(scope="module")
 def sample_plate_crop():
     """The largest plate of the sample's first frame, with some car around it, and its box in the crop."""
