@@ -160,8 +160,8 @@ class PlateDetectorConfig:
                            min=1, max=30)
     photo_tile_scale: float = _opt(1.25, "photos (not video frames) are also searched in 640 px tiles of the "
                                          "photo enlarged by this factor, where the model finds plates it scores "
-                                         "near 0 in the whole photo (0: off; about 6 more inferences for a 1024 px "
-                                         "photo at 1.25)", min=0.0, max=3.0)
+                                         "near 0 in the whole photo (0: off, else 1 to 3; about 6 more inferences "
+                                         "for a 1024 px photo at 1.25)", min=0.0, max=3.0)
 
 
 @dataclass(frozen=True)
@@ -396,6 +396,9 @@ def config_from_dict(data: Any, origin: str = "<config>") -> Config:
                           f"({track.max_gap_frames}): every frame between detections would be blurred whole")
     _check_upload(config.upload, origin)
     plates = config.detect.plates
+    if 0 < plates.photo_tile_scale < 1:
+        raise ConfigError(f"{origin}: detect.plates.photo_tile_scale ({plates.photo_tile_scale}) must be 0 (off) or "
+                          "at least 1: tiles of a shrunk photo show plates smaller than the whole-photo pass does")
     if plates.road_top >= plates.road_bottom:
         raise ConfigError(f"{origin}: detect.plates.road_top ({plates.road_top}) must be above "
                           f"detect.plates.road_bottom ({plates.road_bottom})")

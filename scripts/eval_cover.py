@@ -187,16 +187,6 @@ def _matches(box: np.ndarray, label: int, found: Detections | None) -> np.ndarra
     return xyxy[inside | (iou_matrix(box[None], xyxy)[0] >= 0.3)]
 
 
-def _found(box: np.ndarray, label: int, found: Detections | None) -> bool:
-    return len(_matches(box, label, found)) > 0
-
-
-def _found_at(box_of: dict, track: int, label: int, brackets: set, keyframes: dict) -> list[int]:
-    """The bracketing keyframes at which a detection of the object's class found it."""
-    return sorted(k for k in brackets if k is not None and (track, k) in box_of
-                  and _found(box_of[(track, k)], label, keyframes[k]))
-
-
 def score(clip: Path, stored_path: Path, truth: list[list[tuple]], keyframes: dict) -> dict:
     source, _ = _decoded(clip)
     stored, stamps = _decoded(stored_path)
@@ -226,17 +216,18 @@ def score(clip: Path, stored_path: Path, truth: list[list[tuple]], keyframes: di
             c["whole_by_height"][band][1] += int(whole)
             runs.add_box(f, label, track, leaked=not whole)
             core_hidden = core_retained(source[f], stored[stored_index], box) < MAX_RETAINED
+            # What each bracketing keyframe found of this object.
+            matches = {k: _matches(box_of[(track, k)], label, keyframes[k])
+                       for k in {before, after} if k is not None and (track, k) in box_of}
+            seen = sorted(k for k, found in matches.items() if len(found))
             if not whole:
                 leaks.append({"frame": f, "track": track, "label": name, "box": [round(v) for v in box],
-                              "keyframe": f in keyframes, "core_hidden": core_hidden,
-                              "found_at_bracket": _found_at(box_of, track, label, {before, after}, keyframes),
-                              "found_boxes": {k: _matches(box_of[(track, k)], label, keyframes[k]).round().tolist()
-                                              for k in (before, after) if k is not None and (track, k) in box_of}})
+                              "keyframe": f in keyframes, "core_hidden": core_hidden, "found_at_bracket": seen,
+                              "found_boxes": {k: found.round().tolist() for k, found in sorted(matches.items())}})
             if core_hidden:
                 c["hidden"] += 1
                 c["by_height"][band][1] += 1
                 continue
-            seen = _found_at(box_of, track, label, {before, after}, keyframes)
             # Hidden where seen: the mask worked on the keyframe, so a leak between is the cover's fault.
             hidden_there = [k for k in seen if k in stored_at and core_retained(
                 source[k], stored[stored_at[k]], box_of[(track, k)]) < MAX_RETAINED]

@@ -247,14 +247,15 @@ def stored_hidden(truth: GroundTruth, applied: np.ndarray | FrameOutcome, source
     return boxes_hidden(source_bgr, frame.image_bgr, truth.xyxy, truth.label)
 
 
-def detail_lost_outside(truth: GroundTruth, source_bgr: np.ndarray | None, frame: RedactedFrame | None
-                        ) -> tuple[int, int] | None:
-    """(lost, textured) source pixels outside the ground truth (`edge.bench.stored.outside_detail_lost`;
-    a frame not stored lost them all); None without a source copy to judge against."""
+def detail_lost_outside(truth: GroundTruth, source_bgr: np.ndarray | None, applied: np.ndarray | FrameOutcome,
+                        frame: RedactedFrame | None = None) -> tuple[int, int] | None:
+    """(lost, textured) source pixels outside the ground truth (`edge.bench.stored.outside_detail_lost`; a
+    frame hidden whole or dropped lost them all, as over-redaction counts it); None without a source copy."""
     if source_bgr is None:
         return None
     inside = boxes_mask(truth.xyxy, source_bgr.shape[:2])
-    return outside_detail_lost(source_bgr, None if frame is None else frame.image_bgr, inside)
+    stored = None if isinstance(applied, FrameOutcome) or frame is None else frame.image_bgr
+    return outside_detail_lost(source_bgr, stored, inside)
 
 
 def copy_limit(track: TrackConfig) -> int:
@@ -335,7 +336,7 @@ class _ScoringSink:
         started = time.perf_counter()
         truth = self._truth.get(str(frame.index))
         hidden = stored_hidden(truth, applied, source, frame)
-        textured = detail_lost_outside(truth, source, frame)
+        textured = detail_lost_outside(truth, source, applied, frame)
         self.detail_seconds += time.perf_counter() - started
         del source  # scored: the raw copy goes now
         self._score(frame.index, applied, hidden, textured)
@@ -353,7 +354,7 @@ class _ScoringSink:
         for missing in range(self._next, index):
             source = self._sources.pop(missing)  # nothing of it was stored: all its detail is lost
             self._score(missing, FrameOutcome.DROPPED,
-                        textured=detail_lost_outside(self._truth.get(str(missing)), source, None))
+                        textured=detail_lost_outside(self._truth.get(str(missing)), source, FrameOutcome.DROPPED))
 
     def _score(self, index: int, applied: np.ndarray | FrameOutcome, hidden: np.ndarray | None = None,
                textured: tuple[int, int] | None = None) -> None:
@@ -404,7 +405,7 @@ def _run_images(subject: BenchInput, truth: Annotations, config: Config, detecto
             applied = applied_redaction(redacted, config.redact)
             with _timed(seconds, "detail"):
                 hidden = stored_hidden(here, applied, source, redacted)
-                textured = detail_lost_outside(here, source, redacted)
+                textured = detail_lost_outside(here, source, applied, redacted)
             del source  # scored: nothing raw outlives this image
             accumulator.add_frame(here, applied, raw, hidden, textured)
         if progress is not None:

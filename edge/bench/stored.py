@@ -97,10 +97,13 @@ def lost_detail(source_bgr: np.ndarray, stored_bgr: np.ndarray, window: int = DE
     form of `retained_detail`. `textured`: that source energy reaches DETAIL_FLOOR.
     """
     source, stored = high_pass(source_bgr), high_pass(stored_bgr)
-    size = (window, window)
-    energy = cv2.boxFilter(source * source, -1, size, borderType=cv2.BORDER_REFLECT)
-    kept = cv2.boxFilter(source * stored, -1, size, borderType=cv2.BORDER_REFLECT)
+    energy = _local_energy(source, window)
+    kept = cv2.boxFilter(source * stored, -1, (window, window), borderType=cv2.BORDER_REFLECT)
     return kept < MAX_RETAINED * energy, energy >= DETAIL_FLOOR
+
+
+def _local_energy(source_high_pass: np.ndarray, window: int) -> np.ndarray:
+    return cv2.boxFilter(source_high_pass * source_high_pass, -1, (window, window), borderType=cv2.BORDER_REFLECT)
 
 
 def lost_share(lost: np.ndarray, textured: np.ndarray, area: np.ndarray | None = None) -> float:
@@ -112,20 +115,19 @@ def lost_share(lost: np.ndarray, textured: np.ndarray, area: np.ndarray | None =
 
 def outside_detail_lost(source_bgr: np.ndarray, stored_bgr: np.ndarray | None, inside: np.ndarray
                         ) -> tuple[int, int]:
-    """(lost, textured): the textured source pixels outside the ground truth (`inside` False), and how many of
-    them lost their detail in `stored_bgr` (None: nothing of the frame was stored as it was, all of them).
+    """(lost, textured): how many of the textured source pixels outside the ground truth (`inside` False) lost
+    their detail in `stored_bgr`, and how many there are (None: the frame was dropped or hidden whole, all).
 
     Over-redaction as a reader of the footage feels it: a blurred wall or sky costs nothing, a
     blurred shop front or the car ahead does. Both are judged on the whole frame with the default
     window, so a mask's border counts as lost only where the source had detail.
     """
-    lost, textured = lost_detail(source_bgr, source_bgr if stored_bgr is None else stored_bgr)
+    if stored_bgr is None:
+        counted = (_local_energy(high_pass(source_bgr), DETAIL_WINDOW) >= DETAIL_FLOOR) & ~inside
+        return int(np.count_nonzero(counted)), int(np.count_nonzero(counted))
+    lost, textured = lost_detail(source_bgr, stored_bgr)
     counted = textured & ~inside
-    if stored_bgr is not None:
-        lost &= counted
-    else:
-        lost = counted
-    return int(np.count_nonzero(lost)), int(np.count_nonzero(counted))
+    return int(np.count_nonzero(lost & counted)), int(np.count_nonzero(counted))
 
 
 def inscribed_ellipse(height: int, width: int, xyxy: np.ndarray, origin: tuple[int, int]) -> np.ndarray:

@@ -11,6 +11,7 @@ import onnxruntime as ort
 
 from edge.config import DetectConfig
 from edge.detect.boxes import clip_boxes, cxcywh_to_xyxy, letterbox_blob, nms
+from edge.detect.mirror import merge_looks
 from edge.detect.session import SquareInputModel
 from edge.types import Detections, Label
 
@@ -95,23 +96,25 @@ class PlateYoloDetector(SquareInputModel):
         Measured on the 38 dev plates the default set left bare: tiles of the photo at 1.25x found
         14 of them (native-size tiles 8, 1.5x 12), among them large, sharp plates the whole-photo
         pass scores near 0; what the model sees best is a plate large in a tile, not in a shrunk photo.
-        A photo has no frame rate to keep, so it can pay the six or so inferences.
+        A photo has no frame rate to keep, so it can pay the six or so inferences. What the tiles find
+        is merged with the whole-photo boxes into enclosing boxes (`merge_looks`), never NMS'd against
+        them: a tighter tile box must not take the place of a box that hid more. (`detect` counts the
+        call, so a detector that also serves a video's frames shifts its `tile_every` turn by one.)
         """
         found = self.detect(image_bgr)
         scale = self._photo_tile_scale
-        if scale <= 0:
-            return found
         height, width = image_bgr.shape[:2]
-        enlarged = cv2.resize(image_bgr, (round(width * scale), round(height * scale)),
-                              interpolation=cv2.INTER_LINEAR if scale > 1 else cv2.INTER_AREA)
-        parts, scores = [found.xyxy], [found.score]
+        if scale <= 0 or max(width, height) * scale <= self._size:
+            return found  # the enlarged photo fits one window: the whole-photo pass saw it that large
+        enlarged = cv2.resize(image_bgr, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_LINEAR)
+        parts, scores = [], []
         for x, y, w, h in tile_windows(enlarged.shape[1], enlarged.shape[0], self._size, 0.0, 1.0):
             boxes, box_scores = self.detect_window(enlarged[y:y + h, x:x + w])
             parts.append((boxes + np.array([x, y, x, y], np.float32)) / np.float32(scale))
             scores.append(box_scores)
-        xyxy, score = np.concatenate(parts).astype(np.float32), np.concatenate(scores).astype(np.float32)
-        keep = nms(xyxy, score, self._nms_iou)
-        return Detections(clip_boxes(xyxy[keep], width, height), score[keep], np.full(len(keep), Label.PLATE))
+        xyxy = clip_boxes(np.concatenate(parts).astype(np.float32), width, height)
+        tiles = Detections(xyxy, np.concatenate(scores).astype(np.float32), np.full(len(xyxy), Label.PLATE))
+        return merge_looks(found, tiles)
 
     def _use_tiles(self, width: int, height: int) -> bool:
         if self._tiles == "none" or self._calls % self._tile_every:

@@ -3,13 +3,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
 from edge.bench.annotations import MediaInfo, load_annotations
+from edge.bench.coverage import boxes_mask
 from edge.bench.metrics import MetricsAccumulator
 from edge.bench.runner import (BenchInput, _CopyingSource, _RawDetections, _ScoringSink, _SourceCopies, copy_limit,
                                load_truth, named_configs, parse_class_map, recorded_config)
+from edge.bench.stored import lost_detail
 from edge.camera import SAMPLE_VIDEO
 from edge.camera.opencv import stamp
 from edge.config import Config, RedactConfig, TrackConfig
@@ -47,8 +50,14 @@ def _truth(frame_count: int = 4):
     return load_annotations(DATA / "coco_video.json", "coco", media=media)
 
 
+def _textured(index: int) -> np.ndarray:
+    """A source frame with detail everywhere (smoothed noise, different per frame)."""
+    noise = np.random.default_rng(index).integers(0, 256, (48, 64), dtype=np.uint8)
+    return np.repeat(cv2.GaussianBlur(noise, (0, 0), 1.0)[..., None], 3, axis=2)
+
+
 def _frame(index: int, verdict: Detections | DetectionFailure, config: RedactConfig):
-    return Redactor(config).redact(stamp(np.zeros((48, 64, 3), np.uint8), index), verdict)
+    return Redactor(config).redact(stamp(_textured(index), index), verdict)
 
 
 def test_sink_scores_dropped_frames_from_the_gaps():
@@ -58,7 +67,7 @@ def test_sink_scores_dropped_frames_from_the_gaps():
     found = Detections(np.array([[2, 2, 20, 20]], np.float32), np.array([0.9], np.float32),
                        np.array([Label.FACE]))
     for index in range(4):
-        sources.keep(index, np.zeros((48, 64, 3), np.uint8))
+        sources.keep(index, _textured(index))
     raw.put(0, found)
     raw.put(2, DetectionFailure("boom"))
     sink.write(_frame(0, found, config))
@@ -69,6 +78,15 @@ def test_sink_scores_dropped_frames_from_the_gaps():
     assert (result.frames, result.frames_dropped, result.frames_whole_frame) == (4, 2, 1)
     assert result.frames_detector_ran == 1  # the failed keyframe has no detections to score
     assert len(sources) == 0  # every source copy went when its frame was scored, stored or not
+    # Textured over-redaction: frame 0 lost only what its mask hid outside the boxes; frames 1-3 (dropped,
+    # hidden whole, dropped) lost all of their textured area outside the boxes.
+    outside = [~boxes_mask(truth.get(str(i)).xyxy, (48, 64)) for i in range(4)]
+    first = _frame(0, found, config).image_bgr
+    lost_first = np.count_nonzero(lost_detail(_textured(0), first)[0] & outside[0])
+    everywhere = sum(np.count_nonzero(outside[i]) for i in range(1, 4))  # noise: every pixel is textured
+    expected = (lost_first + everywhere) / (np.count_nonzero(outside[0]) + everywhere)
+    assert 0 < lost_first < np.count_nonzero(outside[0])
+    assert result.over_redaction_textured == pytest.approx(expected, abs=0.01)
 
 
 def test_a_source_copy_is_kept_of_every_frame_and_the_copies_are_bounded():

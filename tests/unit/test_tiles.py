@@ -83,6 +83,29 @@ def test_a_photo_is_also_searched_in_tiles_of_the_photo_enlarged(sample_plate_cr
     assert found_it(detector.detect_still(canvas))
 
 
+def test_what_the_enlarged_tiles_find_never_takes_the_place_of_a_whole_photo_box_that_hid_more():
+    from edge.config import DetectConfig
+    from edge.detect.factory import build_detectors
+    from edge.types import Detections, Label
+
+    base = DetectConfig()
+    config = replace(base, faces=replace(base.faces, enabled=False), people=replace(base.people, enabled=False),
+                     plates=replace(base.plates, photo_tile_scale=1.25))
+    (detector,) = build_detectors(config)
+    whole = np.array([[0, 0, 44, 18]], np.float32)  # a low score, and larger than the tile's box
+    detector.detect = lambda image: Detections(whole, np.array([0.3], np.float32), np.array([Label.PLATE]))
+    detector.detect_window = lambda image: (np.array([[0, 0, 50, 20]], np.float32), np.array([0.9], np.float32))
+    found = detector.detect_still(np.zeros((768, 1024, 3), np.uint8))
+    # The first tile's box maps back to [0, 0, 40, 16] (IoU 0.81 with the whole-photo box): NMS would keep it alone.
+    assert any((box[:2] <= whole[0, :2]).all() and (box[2:] >= whole[0, 2:]).all() for box in found.xyxy)
+
+
+def test_the_photo_tile_scale_is_off_or_an_enlargement():
+    with pytest.raises(ConfigError, match="photo_tile_scale"):
+        config_from_dict({"detect": {"plates": {"photo_tile_scale": 0.5}}})
+    assert config_from_dict({"detect": {"plates": {"photo_tile_scale": 0}}}).detect.plates.photo_tile_scale == 0
+
+
 @pytest.fixture(scope="module")
 def sample_plate_crop():
     """The largest plate of the sample's first frame, with some car around it, and its box in the crop."""
