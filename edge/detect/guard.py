@@ -103,13 +103,14 @@ class GuardedDetector:
 
 def _look(detector: Detector, image_bgr: np.ndarray, flipped: np.ndarray | None, still: bool = False) -> Detections:
     """One detector's boxes (a `still` photo by the detector's `detect_still` where it has one: a closer look
-    that a video's frame rate cannot pay); with a `flipped` copy of the image, merged with what the
-    detector's ordinary look finds there (for the detectors that take a mirrored look)."""
+    that a video's frame rate cannot pay); with a `flipped` copy of the image, merged with what the same
+    look finds there (for the detectors that take a mirrored look)."""
     closer = getattr(detector, "detect_still", None) if still else None
-    found = closer(image_bgr) if closer is not None else detector.detect(image_bgr)
+    look = closer if closer is not None else detector.detect
+    found = look(image_bgr)
     if flipped is None or not getattr(detector, "mirrored_look", False) or not isinstance(found, Detections):
         return found
-    again = detector.detect(flipped)
+    again = look(flipped)
     if not isinstance(again, Detections):
         return again  # checked, and failed closed, by the caller
     width = image_bgr.shape[1]

@@ -164,8 +164,9 @@ class _WithCloserLook(_LeftOnly):
         return Detections([[xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]], [0.9], [Label.FACE])
 
 
-def test_a_photo_gets_the_closer_look_and_the_mirrored_one_is_the_ordinary_look():
+def test_a_photo_gets_the_closer_look_both_ways_and_a_video_frame_the_ordinary_one():
     model = _WithCloserLook()
     assert _detect("stills", still=True, model=model).xyxy.tolist() == [[150, 30, 180, 60]]
-    assert (model.still_calls, model.calls) == (1, 1)  # the flipped image by the ordinary look
-    assert len(_detect("stills", still=False, model=model)) == 0 and model.still_calls == 1  # a video frame
+    assert (model.still_calls, model.calls) == (2, 0)  # the photo and its mirror image, both looked at closely
+    assert len(_detect("stills", still=False, model=model)) == 0  # a video frame: the ordinary look, once
+    assert (model.still_calls, model.calls) == (2, 1)
