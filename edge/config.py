@@ -158,10 +158,11 @@ class PlateDetectorConfig:
     road_bottom: float = _opt(0.9, "bottom of the road band (below it: the bonnet)", min=0.0, max=1.0)
     tile_every: int = _opt(1, "search the tiles on every n-th detection only (the tracker holds boxes between)",
                            min=1, max=30)
-    photo_tile_scale: float = _opt(1.25, "photos (not video frames) are also searched in 640 px tiles of the "
-                                         "photo enlarged by this factor, where the model finds plates it scores "
-                                         "near 0 in the whole photo (0: off, else 1 to 3; about 6 more inferences "
-                                         "for a 1024 px photo at 1.25)", min=0.0, max=3.0)
+    photo_tile_scale: float = _opt(1.25, "photos (not video frames), and their mirror images, are also searched "
+                                         "in 640 px tiles of the photo enlarged by this factor, where the model "
+                                         "finds plates it scores near 0 in the whole photo (0: off, else 1 to 3; "
+                                         "about 6 more inferences per look at a 1024 px photo at 1.25)",
+                                   min=0.0, max=3.0)
 
 
 @dataclass(frozen=True)

@@ -96,7 +96,8 @@ class PlateYoloDetector(SquareInputModel):
         Measured on the 38 dev plates the default set left bare: tiles of the photo at 1.25x found
         14 of them (native-size tiles 8, 1.5x 12), among them large, sharp plates the whole-photo
         pass scores near 0; what the model sees best is a plate large in a tile, not in a shrunk photo.
-        A photo has no frame rate to keep, so it can pay the six or so inferences. What the tiles find
+        A photo has no frame rate to keep, so it can pay the six or so inferences (twice, with the
+        mirrored look, which takes this look too: three more plates). What the tiles find
         is merged with the whole-photo boxes into enclosing boxes (`merge_looks`), never NMS'd against
         them: a tighter tile box must not take the place of a box that hid more. (`detect` counts the
         call, so a detector that also serves a video's frames shifts its `tile_every` turn by one.)
