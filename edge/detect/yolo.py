@@ -79,12 +79,8 @@ class PlateYoloDetector(SquareInputModel):
         height, width = image_bgr.shape[:2]
         xyxy, score = self.detect_window(image_bgr)
         if self._use_tiles(width, height):
-            parts, scores = [xyxy], [score]
-            for x, y, w, h in tile_windows(width, height, self._size, *self._band):
-                found, found_score = self.detect_window(image_bgr[y:y + h, x:x + w])
-                parts.append(found + np.array([x, y, x, y], np.float32))
-                scores.append(found_score)
-            xyxy, score = np.concatenate(parts), np.concatenate(scores)
+            in_tiles, tile_score = self._in_tiles(image_bgr, *self._band)
+            xyxy, score = np.concatenate([xyxy, in_tiles]), np.concatenate([score, tile_score])
             keep = nms(xyxy, score, self._nms_iou)
             xyxy, score = xyxy[keep], score[keep]
         self._calls += 1
@@ -108,14 +104,20 @@ class PlateYoloDetector(SquareInputModel):
         if scale <= 0 or max(width, height) * scale <= self._size:
             return found  # the enlarged photo fits one window: the whole-photo pass saw it that large
         enlarged = cv2.resize(image_bgr, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_LINEAR)
-        parts, scores = [], []
-        for x, y, w, h in tile_windows(enlarged.shape[1], enlarged.shape[0], self._size, 0.0, 1.0):
-            boxes, box_scores = self.detect_window(enlarged[y:y + h, x:x + w])
-            parts.append((boxes + np.array([x, y, x, y], np.float32)) / np.float32(scale))
-            scores.append(box_scores)
-        xyxy = clip_boxes(np.concatenate(parts).astype(np.float32), width, height)
-        tiles = Detections(xyxy, np.concatenate(scores).astype(np.float32), np.full(len(xyxy), Label.PLATE))
-        return merge_looks(found, tiles)
+        in_tiles, score = self._in_tiles(enlarged, 0.0, 1.0)
+        xyxy = clip_boxes(in_tiles / np.float32(scale), width, height)
+        return merge_looks(found, Detections(xyxy, score, np.full(len(xyxy), Label.PLATE)))
+
+    def _in_tiles(self, image_bgr: np.ndarray, top: float, bottom: float) -> tuple[np.ndarray, np.ndarray]:
+        """Boxes (in the image's pixels, before any NMS across tiles) and scores found in the 640 px tiles
+        covering the band from `top` to `bottom` of the image."""
+        height, width = image_bgr.shape[:2]
+        parts, scores = [np.zeros((0, 4), np.float32)], [np.zeros(0, np.float32)]
+        for x, y, w, h in tile_windows(width, height, self._size, top, bottom):
+            found, found_score = self.detect_window(image_bgr[y:y + h, x:x + w])
+            parts.append(found + np.array([x, y, x, y], np.float32))
+            scores.append(found_score)
+        return np.concatenate(parts).astype(np.float32), np.concatenate(scores).astype(np.float32)
 
     def _use_tiles(self, width: int, height: int) -> bool:
         if self._tiles == "none" or self._calls % self._tile_every:
