@@ -1,7 +1,9 @@
 """Shared fixtures: small synthetic clips, detail measures, a scripted detector, and a real small filesystem."""
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -19,7 +21,9 @@ from edge.types import Detections
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data"
 # Device keys made by `dashcam run` in tests (edge.evidence.keys) go to a folder of the test run, not ~/.local/state.
-os.environ["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="dashcam-test-state-")
+_STATE_HOME = tempfile.mkdtemp(prefix="dashcam-test-state-")
+os.environ["XDG_STATE_HOME"] = _STATE_HOME
+atexit.register(shutil.rmtree, _STATE_HOME, ignore_errors=True)  # a test run leaves no folder behind in /tmp
 
 
 def detail(image_bgr: np.ndarray) -> float:

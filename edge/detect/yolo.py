@@ -78,13 +78,14 @@ class PlateYoloDetector(SquareInputModel):
     def detect(self, image_bgr: np.ndarray) -> Detections:
         height, width = image_bgr.shape[:2]
         xyxy, score = self.detect_window(image_bgr)
+        found = _plates(clip_boxes(xyxy, width, height), score)
         if self._use_tiles(width, height):
+            # Merged into enclosing boxes, never NMS'd against the whole-frame boxes: a tighter tile box
+            # must not take the place of a whole-frame box that hid more.
             in_tiles, tile_score = self._in_tiles(image_bgr, *self._band)
-            xyxy, score = np.concatenate([xyxy, in_tiles]), np.concatenate([score, tile_score])
-            keep = nms(xyxy, score, self._nms_iou)
-            xyxy, score = xyxy[keep], score[keep]
+            found = merge_looks(found, _plates(clip_boxes(in_tiles, width, height), tile_score))
         self._calls += 1
-        return Detections(clip_boxes(xyxy, width, height), score, np.full(len(score), Label.PLATE))
+        return found
 
     def detect_still(self, image_bgr: np.ndarray) -> Detections:
         """A photo: the frame's passes, and 640 px tiles of the photo enlarged by `photo_tile_scale`.
@@ -105,8 +106,7 @@ class PlateYoloDetector(SquareInputModel):
             return found  # the enlarged photo fits one window: the whole-photo pass saw it that large
         enlarged = cv2.resize(image_bgr, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_LINEAR)
         in_tiles, score = self._in_tiles(enlarged, 0.0, 1.0)
-        xyxy = clip_boxes(in_tiles / np.float32(scale), width, height)
-        return merge_looks(found, Detections(xyxy, score, np.full(len(xyxy), Label.PLATE)))
+        return merge_looks(found, _plates(clip_boxes(in_tiles / np.float32(scale), width, height), score))
 
     def _in_tiles(self, image_bgr: np.ndarray, top: float, bottom: float) -> tuple[np.ndarray, np.ndarray]:
         """Boxes (in the image's pixels, before any NMS across tiles) and scores found in the 640 px tiles
@@ -132,3 +132,7 @@ class PlateYoloDetector(SquareInputModel):
         xyxy, score = decode_yolov8(output, self._score_threshold)
         keep = nms(xyxy, score, self._nms_iou)
         return geometry.to_source(xyxy[keep]), score[keep]
+
+
+def _plates(xyxy: np.ndarray, score: np.ndarray) -> Detections:
+    return Detections(xyxy, score, np.full(len(score), Label.PLATE))

@@ -100,6 +100,23 @@ def test_what_the_enlarged_tiles_find_never_takes_the_place_of_a_whole_photo_box
     assert any((box[:2] <= whole[0, :2]).all() and (box[2:] >= whole[0, 2:]).all() for box in found.xyxy)
 
 
+def test_what_the_road_tiles_find_never_takes_the_place_of_a_whole_frame_box_that_hid_more():
+    from edge.config import DetectConfig
+    from edge.detect.factory import build_detectors
+
+    base = DetectConfig()
+    config = replace(base, faces=replace(base.faces, enabled=False), people=replace(base.people, enabled=False),
+                     plates=replace(base.plates, tiles="road", road_top=0.0, road_bottom=1.0))
+    (detector,) = build_detectors(config)
+    whole = np.array([[0, 0, 44, 18]], np.float32)  # a low score, and larger than the tile's box
+    looks = iter([(whole, np.array([0.3], np.float32))])  # the first window is the whole frame, then the tiles
+    detector.detect_window = lambda image: next(looks, (np.array([[0, 0, 40, 16]], np.float32),
+                                                        np.array([0.9], np.float32)))
+    found = detector.detect(np.zeros((720, 1280, 3), np.uint8))
+    # The first tile's box (IoU 0.81 with the whole-frame box) outscores it: NMS would keep the tile's box alone.
+    assert any((box[:2] <= whole[0, :2]).all() and (box[2:] >= whole[0, 2:]).all() for box in found.xyxy)
+
+
 def test_the_photo_tile_scale_is_off_or_an_enlargement():
     with pytest.raises(ConfigError, match="photo_tile_scale"):
         config_from_dict({"detect": {"plates": {"photo_tile_scale": 0.5}}})
