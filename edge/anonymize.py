@@ -100,12 +100,16 @@ def redact_still(frame: Frame, detector: GuardedDetector, redactor: Redactor) ->
 def anonymize_image(job: Job, detector: GuardedDetector, redactor: Redactor, max_pixels: int) -> RunStats:
     result = redact_still(stamp(read_image(job.source, max_pixels), 0), detector, redactor)
     failure = result.verdict if isinstance(result.verdict, DetectionFailure) else None
-    stats = RunStats(frames_captured=1, detector_failures=int(failure is not None),
+    stats = RunStats(frames_captured=1, frames_detected=1, detector_failures=int(failure is not None),
                      detector_timeouts=int(failure is not None and failure.timed_out))
+    stats.stage_seconds["detect"] += result.detect_s  # the batch's summary line reports them
+    stats.stage_seconds["redact"] += result.redact_s
     if result.redacted is None:
         stats.dropped = 1
         return stats
+    started = time.perf_counter()
     write_image(job.output, result.redacted)
+    stats.stage_seconds["store"] += time.perf_counter() - started
     stats.count_stored(result.redacted)
     return stats
 
