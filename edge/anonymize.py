@@ -98,19 +98,25 @@ def redact_still(frame: Frame, detector: GuardedDetector, redactor: Redactor) ->
 
 
 def anonymize_image(job: Job, detector: GuardedDetector, redactor: Redactor, max_pixels: int) -> RunStats:
-    result = redact_still(stamp(read_image(job.source, max_pixels), 0), detector, redactor)
+    started = time.perf_counter()
+    image = read_image(job.source, max_pixels)
+    read_s = time.perf_counter() - started
+    result = redact_still(stamp(image, 0), detector, redactor)
     failure = result.verdict if isinstance(result.verdict, DetectionFailure) else None
     stats = RunStats(frames_captured=1, frames_detected=1, detector_failures=int(failure is not None),
                      detector_timeouts=int(failure is not None and failure.timed_out))
-    stats.stage_seconds["detect"] += result.detect_s  # the batch's summary line reports them
+    # The per-photo progress line and the batch's summary report these.
+    stats.stage_seconds["capture"] += read_s
+    stats.stage_seconds["detect"] += result.detect_s
     stats.stage_seconds["redact"] += result.redact_s
-    if result.redacted is None:
+    if result.redacted is not None:
+        storing = time.perf_counter()
+        write_image(job.output, result.redacted)
+        stats.stage_seconds["store"] += time.perf_counter() - storing
+        stats.count_stored(result.redacted)
+    else:
         stats.dropped = 1
-        return stats
-    started = time.perf_counter()
-    write_image(job.output, result.redacted)
-    stats.stage_seconds["store"] += time.perf_counter() - started
-    stats.count_stored(result.redacted)
+    stats.seconds = time.perf_counter() - started
     return stats
 
 

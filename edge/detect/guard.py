@@ -102,11 +102,12 @@ class GuardedDetector:
 
 
 def _look(detector: Detector, image_bgr: np.ndarray, flipped: np.ndarray | None, still: bool = False) -> Detections:
-    """One detector's boxes (a `still` photo by the detector's `detect_still` where it has one: a closer look
-    that a video's frame rate cannot pay); with a `flipped` copy of the image, merged with what the same
-    look finds there (for the detectors that take a mirrored look)."""
-    closer = getattr(detector, "detect_still", None) if still else None
-    look = closer if closer is not None else detector.detect
+    """One detector's boxes (a `still` photo by the detector's `detect_still` where it has one: the plate
+    model's enlarged tiles, the face union's step back, looks that a video's frame rate cannot pay); with a
+    `flipped` copy of the image, merged with what the same look finds there (for the detectors that take a
+    mirrored look)."""
+    for_stills = getattr(detector, "detect_still", None) if still else None
+    look = for_stills if for_stills is not None else detector.detect
     found = look(image_bgr)
     if flipped is None or not getattr(detector, "mirrored_look", False) or not isinstance(found, Detections):
         return found

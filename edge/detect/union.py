@@ -69,6 +69,8 @@ class FaceUnion:
         canvas[top:top + small_h, left:left + small_w] = cv2.resize(image_bgr, (small_w, small_h),
                                                                     interpolation=cv2.INTER_AREA)
         back = self.detect(canvas)
+        # Each axis by its own rounded factor: the nominal one would shrink a box by up to a pixel.
         offset = np.array([left, top, left, top], np.float32)
-        xyxy = clip_boxes((back.xyxy - offset) / np.float32(STEP_BACK), width, height)
+        factor = np.array([small_w / width, small_h / height] * 2, np.float32)
+        xyxy = clip_boxes((back.xyxy - offset) / factor, width, height)
         return merge_looks(found, Detections(xyxy, back.score, back.label))

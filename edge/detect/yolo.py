@@ -109,7 +109,7 @@ class PlateYoloDetector(SquareInputModel):
         return merge_looks(found, _plates(clip_boxes(in_tiles / np.float32(scale), width, height), score))
 
     def _in_tiles(self, image_bgr: np.ndarray, top: float, bottom: float) -> tuple[np.ndarray, np.ndarray]:
-        """Boxes (in the image's pixels, before any NMS across tiles) and scores found in the 640 px tiles
+        """Boxes (in the image's pixels, not merged across tiles) and scores found in the 640 px tiles
         covering the band from `top` to `bottom` of the image."""
         height, width = image_bgr.shape[:2]
         parts, scores = [np.zeros((0, 4), np.float32)], [np.zeros(0, np.float32)]

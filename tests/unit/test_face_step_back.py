@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 
 from edge.detect.boxes import iou_matrix
-from edge.detect.union import STEP_BACK, FaceUnion
+from edge.detect.union import FaceUnion
 from edge.types import Detections, Label
 
 
@@ -45,22 +45,44 @@ def test_a_face_too_close_for_the_models_is_found_by_the_photo_s_step_back():
     assert iou_matrix(head, union.detect_still(photo).xyxy).max() > 0.5
 
 
-class _FindsOnlySmallFaces:
-    """A face model that sees a face only where the grey canvas of the step back surrounds it."""
+class _FacesOfTheCanvas:
+    """A face model that finds one face in the photo as it is (at its top-left corner) and, on the step back's
+    grey canvas, a face covering exactly the shrunk photo."""
 
-    name = "small_faces"
+    name = "canvas_faces"
 
     def detect(self, image_bgr):
-        if image_bgr[0, 0, 0] != 114:
-            return Detections.empty()
-        return Detections(np.array([[300, 300, 340, 350]], np.float32), np.array([0.9], np.float32),
-                          np.array([Label.FACE]))
+        height, width = image_bgr.shape[:2]
+        grey = np.all(image_bgr == 114, axis=2)
+        if not grey.any():
+            box = [0, 0, 2, 2]
+        else:
+            ys, xs = np.nonzero(~grey)
+            box = [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
+        return Detections(np.array([box], np.float32), np.array([0.9], np.float32), np.array([Label.FACE]))
 
 
-def test_what_the_step_back_finds_maps_back_to_the_photo_s_pixels():
-    union = FaceUnion([_FindsOnlySmallFaces()], 1.0, 1.0, 0.0)
-    photo = np.zeros((480, 640, 3), np.uint8)
-    found = union.detect_still(photo)
-    left, top = (640 - 640 * STEP_BACK) / 2, (480 - 480 * STEP_BACK) / 2
-    expected = [(300 - left) / STEP_BACK, (300 - top) / STEP_BACK, (340 - left) / STEP_BACK, (350 - top) / STEP_BACK]
-    assert np.allclose(found.xyxy, [expected]) and (found.label == Label.FACE).all()
+def test_what_the_step_back_finds_maps_back_to_the_photo_s_pixels_and_the_first_look_stays():
+    union = FaceUnion([_FacesOfTheCanvas()], 1.0, 1.0, 0.0)
+    for height, width in [(480, 640), (481, 641), (7, 9), (5, 5)]:
+        photo = np.zeros((height, width, 3), np.uint8)
+        found = union.detect_still(photo)
+        # The step back's box is the whole photo (to the last pixel, whatever the rounding), and the first
+        # look's box is kept beside it.
+        assert np.allclose(sorted(found.xyxy.tolist()), [[0, 0, 2, 2], [0, 0, width, height]], atol=1e-4), \
+            (height, width, found.xyxy)
+        assert (found.label == Label.FACE).all()
+
+
+def test_the_first_look_is_kept_where_the_step_back_finds_nothing():
+    class _OnlyTheFirstLook:
+        name = "first"
+
+        def detect(self, image_bgr):
+            if np.all(image_bgr[0, 0] == 114):
+                return Detections.empty()
+            return Detections(np.array([[10, 10, 30, 40]], np.float32), np.array([0.9], np.float32),
+                              np.array([Label.FACE]))
+
+    found = FaceUnion([_OnlyTheFirstLook()], 1.0, 1.0, 0.0).detect_still(np.zeros((480, 640, 3), np.uint8))
+    assert np.allclose(found.xyxy, [[10, 10, 30, 40]])
