@@ -55,6 +55,11 @@ def person_heads(person_xyxy: np.ndarray, width_share: float, height_share: floa
     return np.stack([cx - head_w / 2, y1, cx + head_w / 2, y1 + head_h], axis=1).astype(np.float32)
 
 
+# Boxes of one object, from two face models or from two looks at one image, overlap far more than this;
+# two neighbours in a crowd rarely do. The face union and every merge of looks (`edge.detect.mirror`) use it.
+MERGE_IOU = 0.3
+
+
 def merge_overlapping(xyxy: np.ndarray, score: np.ndarray, iou_threshold: float
                       ) -> tuple[np.ndarray, np.ndarray]:
     """Boxes of several models for one object become the box enclosing them all, with the best score.

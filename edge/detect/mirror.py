@@ -16,11 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from edge.detect.heads import merge_overlapping
+from edge.detect.heads import MERGE_IOU, merge_overlapping
 from edge.types import Detections
-
-# Two looks at one object overlap far more than this (the same threshold as across face models).
-MERGE_IOU = 0.3
 
 
 def flip_boxes(xyxy: np.ndarray, width: int) -> np.ndarray:

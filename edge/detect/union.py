@@ -13,12 +13,10 @@ import numpy as np
 
 from edge.detect import Detector
 from edge.detect.boxes import clip_boxes
-from edge.detect.heads import face_to_head, merge_overlapping
+from edge.detect.heads import MERGE_IOU, face_to_head, merge_overlapping
 from edge.detect.mirror import merge_looks
 from edge.types import Detections, Label
 
-# Two models' boxes for one face overlap far more than this; two neighbours in a crowd rarely do.
-MERGE_IOU = 0.3
 # A photo taken close (a webcam, a selfie, a passenger facing the camera) holds faces larger than the models
 # find well, masked or turned ones above all. The step back shrinks the photo by this factor onto a grey
 # canvas of its size. Measured on the dev face photos (300, 614 heads; the 640 px webcam frames hold heads
