@@ -4,18 +4,17 @@ Loading OpenCV and onnxruntime takes a second or more on a Pi; a SIGTERM (system
 ignition off) in that time ends the program with one line and status 130, like Ctrl-C,
 instead of a silent death.
 """
-import signal
 import sys
 
-from edge.errors import Interrupted, interrupted_by, raise_interrupted
+from edge.errors import Interrupted, interrupted_by, raise_pending_stop, unwind_on_stop_signals
 
 
 def run() -> int:
-    signal.signal(signal.SIGTERM, raise_interrupted)
-    signal.signal(signal.SIGINT, raise_interrupted)
+    unwind_on_stop_signals()
     try:
         from edge.cli import main
 
+        raise_pending_stop()  # one that an import swallowed
         return main()  # which answers signals itself once a command runs
     except (Interrupted, ImportError) as exc:  # while importing, or before main's own handling began
         signal_name = interrupted_by(exc)

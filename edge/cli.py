@@ -38,7 +38,7 @@ from edge.config import Config, config_digest, describe_defaults, load_config
 from edge.detect.factory import build_detectors, guarded, model_ids
 from edge.detect.guard import GuardedDetector
 from edge.doctor import FAIL, DoctorOptions, run_doctor
-from edge.errors import SourceError, UserError, interrupted_by, raise_interrupted
+from edge.errors import SourceError, UserError, interrupted_by, raise_pending_stop, unwind_on_stop_signals
 from edge.evidence.chain import SegmentSigner, SigningContext
 from edge.evidence.keys import DeviceKey, key_dir, public_pem
 from edge.evidence.seal import seal_export
@@ -85,9 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING,
                         format="dashcam: %(levelname)s: %(message)s")
     # Until a command installs its own stop handling (`run` finishes the segment), a stop signal unwinds.
-    signal.signal(signal.SIGTERM, raise_interrupted)
-    signal.signal(signal.SIGINT, raise_interrupted)
+    unwind_on_stop_signals()
     try:
+        raise_pending_stop()
         return args.handler(args)
     except UserError as exc:
         print(f"dashcam: error: {exc}", file=sys.stderr)
@@ -198,7 +198,7 @@ def _recordings_option(sub: argparse.ArgumentParser) -> None:
 
 
 def _install_stop_handlers() -> threading.Event:
-    """SIGINT and SIGTERM finish the current segment and exit cleanly."""
+    """SIGINT and SIGTERM finish the current segment and exit cleanly; one that start-up lost ends it now."""
     stop = threading.Event()
 
     def request_stop(signum: int, _frame: object) -> None:
@@ -207,6 +207,7 @@ def _install_stop_handlers() -> threading.Event:
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
+    raise_pending_stop()  # before anything is stored
     return stop
 
 

@@ -6,6 +6,9 @@ bugs stay ordinary exceptions so they are not disguised as user mistakes.
 """
 from __future__ import annotations
 
+import sys
+from typing import Any
+
 
 class UserError(Exception):
     """A problem the user can fix; its message names what is wrong and where."""
@@ -40,12 +43,47 @@ class Interrupted(KeyboardInterrupt):
 _received: list[str] = []  # the stop signals raise_interrupted has seen in this process
 
 
+def unwind_on_stop_signals() -> None:
+    """Until a command installs its own stop handling: SIGINT and SIGTERM raise `Interrupted` where the
+    program is, and one that a callback swallows is kept for `raise_pending_stop` instead of printed."""
+    import signal
+
+    signal.signal(signal.SIGTERM, raise_interrupted)
+    signal.signal(signal.SIGINT, raise_interrupted)
+    if sys.unraisablehook is not _keep_swallowed_stop:
+        global _next_unraisable_hook
+        _next_unraisable_hook = sys.unraisablehook
+        sys.unraisablehook = _keep_swallowed_stop
+
+
 def raise_interrupted(signum: int, _frame: object) -> None:
     """Signal handler for start-up: unwind (releasing locks, closing files) instead of dying silently."""
     import signal
 
     _received.append(signal.Signals(signum).name)
     raise Interrupted(_received[-1])
+
+
+def raise_pending_stop() -> None:
+    """Raise `Interrupted` if a stop signal arrived and the program is still going.
+
+    The handler's exception can be lost: raised inside a weakref callback or `__del__` (importlib's
+    module-lock callback is one) Python prints and drops it, and an optional import's `except
+    ImportError` takes a C extension's ImportError for a missing module. Commands call this before
+    they start storing anything, so a lost stop still ends the program with status 130.
+    """
+    if _received:
+        raise Interrupted(_received[-1])
+
+
+def _keep_swallowed_stop(unraisable: Any) -> None:
+    """sys.unraisablehook: our own `Interrupted` is remembered in `_received`, not printed as a traceback."""
+    if isinstance(unraisable.exc_value, Interrupted):
+        return
+    _next_unraisable_hook(unraisable)
+
+
+_next_unraisable_hook = sys.__unraisablehook__
 
 
 def interrupted_by(exc: BaseException) -> str | None:
