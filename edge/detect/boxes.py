@@ -60,24 +60,28 @@ class Letterbox:
         return out
 
 
-def letterbox(image: np.ndarray, size: int, pad_value: int = 114) -> tuple[np.ndarray, Letterbox]:
-    """Fit `image` into a size x size square keeping its aspect, centred, padded with `pad_value`."""
+def letterbox(image: np.ndarray, size: int, pad_value: int = 114, square: bool = True,
+              stride: int = 32) -> tuple[np.ndarray, Letterbox]:
+    """Fit `image` into a size x size square keeping its aspect, centred, padded with `pad_value`; or, for a
+    model that takes any size (`square=False`), into the smallest multiple of `stride` around it: a 16:9
+    frame becomes 640x384, not 640x640 (the same pixels for 60 % of the work)."""
     height, width = image.shape[:2]
     scale = min(size / width, size / height)
     new_w, new_h = round(width * scale), round(height * scale)
     resized = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR) if scale != 1 else image
-    pad_x, pad_y = (size - new_w) / 2, (size - new_h) / 2
+    out_w, out_h = (size, size) if square else (-(-new_w // stride) * stride, -(-new_h // stride) * stride)
+    pad_x, pad_y = (out_w - new_w) / 2, (out_h - new_h) / 2
     top, left = int(round(pad_y - 0.1)), int(round(pad_x - 0.1))
-    canvas = np.full((size, size, 3), pad_value, dtype=np.uint8)
+    canvas = np.full((out_h, out_w, 3), pad_value, dtype=np.uint8)
     canvas[top:top + new_h, left:left + new_w] = resized
     return canvas, Letterbox(scale=scale, pad_x=float(left), pad_y=float(top))
 
 
-def letterbox_blob(image_bgr: np.ndarray, size: int) -> tuple[np.ndarray, Letterbox]:
-    """The YOLO family's input: the image letterboxed into size x size (pad 114), RGB / 255, as a
-    float32 [1, 3, size, size] blob; and the geometry that maps its boxes back."""
-    square, geometry = letterbox(image_bgr, size)
-    rgb = cv2.cvtColor(square, cv2.COLOR_BGR2RGB)
+def letterbox_blob(image_bgr: np.ndarray, size: int, square: bool = True) -> tuple[np.ndarray, Letterbox]:
+    """The YOLO family's input: the image letterboxed into size x size (pad 114; see `letterbox` for
+    `square=False`), RGB / 255, as a float32 [1, 3, H, W] blob; and the geometry that maps its boxes back."""
+    boxed, geometry = letterbox(image_bgr, size, square=square)
+    rgb = cv2.cvtColor(boxed, cv2.COLOR_BGR2RGB)
     return rgb.transpose(2, 0, 1)[None].astype(np.float32) * np.float32(1 / 255), geometry
 
 

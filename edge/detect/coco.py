@@ -11,8 +11,8 @@ import numpy as np
 import onnxruntime as ort
 
 from edge.config import DetectConfig
-from edge.detect.boxes import clip_boxes, cxcywh_to_xyxy, letterbox_blob, nms
-from edge.detect.session import SquareInputModel
+from edge.detect.boxes import clip_boxes, cxcywh_to_xyxy, nms
+from edge.detect.session import LetterboxModel
 
 PERSON = 0
 VEHICLES = (2, 3, 5, 7)  # car, motorcycle, bus, truck
@@ -34,7 +34,7 @@ def decode_yolov5(output: np.ndarray, classes: tuple[int, ...],
     return xyxy, score[keep].astype(np.float32), wanted[best[keep]]
 
 
-class CocoDetector(SquareInputModel):
+class CocoDetector(LetterboxModel):
     """Persons and vehicles in one 640 letterbox of the whole frame, NMS per class."""
 
     name = "yolov5n_coco"
@@ -46,7 +46,7 @@ class CocoDetector(SquareInputModel):
     def detect(self, image_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """`(xyxy, score, class_id)` in the image's pixels."""
         height, width = image_bgr.shape[:2]
-        blob, geometry = letterbox_blob(image_bgr, self._size)
+        blob, geometry = self._blob(image_bgr)
         (output,) = self._session.run(None, {self._input_name: blob})
         xyxy, score, class_id = decode_yolov5(output, (PERSON, *VEHICLES), self._score_threshold)
         # Offsetting boxes by class keeps NMS from merging a rider into his motorcycle.

@@ -4,9 +4,9 @@ A face detector gives up on a head seen from behind, a masked face or a face in 
 plate detector on the whole frame gives up on a plate a few pixels high. A general detector
 still finds the person and the car. Each person's head region (`edge.detect.heads`) is hidden
 as a face; each vehicle is cut out at native resolution (a margin around it), the cut-outs are
-packed side by side into 640 px canvases, and the plate model searches those, so a distant
-car's plate is seen at its real size at the cost of one or two plate inferences per keyframe,
-not one per vehicle or per blind tile.
+packed side by side into 640 px wide canvases (as tall as their cut-outs need), and the plate
+model searches those, so a distant car's plate is seen at its real size at the cost of one or
+two plate inferences per keyframe, not one per vehicle or per blind tile.
 """
 from __future__ import annotations
 
@@ -97,11 +97,13 @@ def _place(canvases: list[list[_Shelf]], w: int, h: int, side: int, max_canvases
 
 
 def render(image_bgr: np.ndarray, placements: list[Placement], index: int, side: int) -> np.ndarray:
-    """Canvas `index`: its cut-outs copied (or scaled) from the frame onto grey."""
-    canvas = np.full((side, side, 3), PAD_VALUE, np.uint8)
-    for p in placements:
-        if p.canvas != index:
-            continue
+    """Canvas `index`: its cut-outs copied (or scaled) from the frame onto grey, `side` wide and cut off
+    below its lowest cut-out. A model that takes any size (`LetterboxModel.any_size`) then searches only
+    those rows, at the same scale: a few small cars fill a strip, not a 640 px square."""
+    mine = [p for p in placements if p.canvas == index]
+    used_height = max((p.y + p.size[1] for p in mine), default=0)
+    canvas = np.full((max(1, min(side, used_height)), side, 3), PAD_VALUE, np.uint8)
+    for p in mine:
         x1, y1, x2, y2 = p.source_xyxy
         w, h = p.size
         crop = image_bgr[y1:y2, x1:x2]

@@ -8,8 +8,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import numpy as np
 import onnxruntime as ort
 
+from edge.detect.boxes import Letterbox, letterbox_blob
 from edge.errors import ModelError
 
 log = logging.getLogger(__name__)
@@ -52,19 +54,33 @@ def create_session(model_path: Path, providers: list[str], intra_op_threads: int
     return session
 
 
-class SquareInputModel:
-    """What a detector on one square letterboxed input holds: its session, input name and side, thresholds."""
+TRAINED_SIDE = 640  # the YOLO-family models were trained on 640 px letterboxes
+
+
+class LetterboxModel:
+    """What a detector on one letterboxed input holds: its session, input name and side, thresholds.
+
+    A model exported for 640x640 sees a 640 px square; one whose height and width are free
+    (`scripts/free_input_size.py`) sees the image shrunk to 640 px on its long side, padded only to a
+    multiple of 32: a 16:9 frame as 640x384 instead of 640x640, the same pixels for 60 % of the work.
+    """
 
     def __init__(self, session: ort.InferenceSession, score_threshold: float, nms_iou: float) -> None:
         self._session = session
         model_input = session.get_inputs()[0]
         self._input_name = model_input.name
-        self._size = int(model_input.shape[2])
+        height, width = model_input.shape[2:4]
+        self.any_size = not isinstance(height, int) and not isinstance(width, int)
+        self._size = TRAINED_SIDE if self.any_size else int(height)
         self._output_names = [output.name for output in session.get_outputs()]
         self._score_threshold = score_threshold
         self._nms_iou = nms_iou
 
     @property
     def input_size(self) -> int:
-        """The side of the model's square input."""
+        """The long side of the model's input (the side of a square one)."""
         return self._size
+
+    def _blob(self, image_bgr: np.ndarray) -> tuple[np.ndarray, Letterbox]:
+        """The model's input for `image_bgr` and the geometry that maps its boxes back."""
+        return letterbox_blob(image_bgr, self._size, square=not self.any_size)

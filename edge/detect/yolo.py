@@ -10,9 +10,9 @@ import numpy as np
 import onnxruntime as ort
 
 from edge.config import DetectConfig
-from edge.detect.boxes import clip_boxes, cxcywh_to_xyxy, letterbox_blob, nms
+from edge.detect.boxes import clip_boxes, cxcywh_to_xyxy, nms
 from edge.detect.mirror import merge_looks
-from edge.detect.session import SquareInputModel
+from edge.detect.session import LetterboxModel
 from edge.types import Detections, Label
 
 
@@ -48,7 +48,7 @@ def _spans(start: int, length: int, tile: int, min_overlap: float) -> list[tuple
     return [(start + int(round(i * step)), tile) for i in range(count)]
 
 
-class PlateYoloDetector(SquareInputModel):
+class PlateYoloDetector(LetterboxModel):
     """Plates in the whole frame, plus (optionally) in native-resolution tiles of the road band.
 
     The model sees 640x640: a 1280-wide frame is halved, so a 16 px plate becomes 8 px, below
@@ -127,7 +127,7 @@ class PlateYoloDetector(SquareInputModel):
 
     def detect_window(self, image_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Boxes (in the window's pixels) and scores after NMS for one letterboxed window."""
-        blob, geometry = letterbox_blob(image_bgr, self._size)
+        blob, geometry = self._blob(image_bgr)
         (output,) = self._session.run(None, {self._input_name: blob})
         xyxy, score = decode_yolov8(output, self._score_threshold)
         keep = nms(xyxy, score, self._nms_iou)

@@ -11,8 +11,8 @@ import numpy as np
 import onnxruntime as ort
 
 from edge.config import DetectConfig
-from edge.detect.boxes import clip_boxes, letterbox_blob, nms
-from edge.detect.session import SquareInputModel
+from edge.detect.boxes import clip_boxes, nms
+from edge.detect.session import LetterboxModel
 from edge.types import Detections, Label
 
 STRIDES = (8, 16, 32)
@@ -53,7 +53,7 @@ def decode_yolo5face(outputs: dict[str, np.ndarray], score_threshold: float) -> 
     return np.concatenate(all_boxes).astype(np.float32), np.concatenate(all_scores).astype(np.float32)
 
 
-class Yolo5FaceDetector(SquareInputModel):
+class Yolo5FaceDetector(LetterboxModel):
     """Faces on one 640 letterbox of the whole frame."""
 
     name = "yolo5face"
@@ -64,7 +64,7 @@ class Yolo5FaceDetector(SquareInputModel):
 
     def detect(self, image_bgr: np.ndarray) -> Detections:
         height, width = image_bgr.shape[:2]
-        blob, geometry = letterbox_blob(image_bgr, self._size)
+        blob, geometry = self._blob(image_bgr)
         raw = self._session.run(self._output_names, {self._input_name: blob})
         xyxy, score = decode_yolo5face(dict(zip(self._output_names, raw)), self._score_threshold)
         keep = nms(xyxy, score, self._nms_iou)

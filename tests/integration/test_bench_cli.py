@@ -83,7 +83,7 @@ def test_sample_report_records_how_it_was_made(sample_bench):
     assert facts["package_version"] and facts["machine"]["cpu_count"] and facts["machine"]["onnxruntime"]
     assert facts["input"]["frame_count"] == FRAMES and facts["input"]["frame_size"] == [1280, 720]
     for run in report["runs"]:
-        assert set(run["models"]) == {"yunet_n_dynamic.onnx", "yolov5face_n05.onnx",
+        assert set(run["models"]) == {"yunet_n_dynamic.onnx", "yolov5face_n05_dynamic.onnx",
                                       "plate_yolov8n_safelicensing_640.int8.onnx",
                                       "yolov5n_v6.1_coco.int8.onnx"}
         assert all(len(digest) == 64 and int(digest, 16) >= 0 for digest in run["models"].values())

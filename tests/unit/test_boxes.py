@@ -50,6 +50,22 @@ def test_letterbox_downscale_round_trip():
     np.testing.assert_allclose(geometry.to_source(in_square), source_box, atol=1e-3)
 
 
+@pytest.mark.parametrize("height, width, expected", [(720, 1280, (384, 640)), (1080, 1920, (384, 640)),
+                                                      (768, 1024, (480, 640)), (1000, 600, (640, 384)),
+                                                      (640, 640, (640, 640))])
+def test_letterbox_for_any_size_models_pads_only_to_a_multiple_of_32_and_maps_back(height, width, expected):
+    image = np.full((height, width, 3), 7, np.uint8)
+    boxed, geometry = letterbox(image, 640, square=False)
+    assert boxed.shape[:2] == expected
+    scale = 640 / max(height, width)
+    content_h, content_w = round(height * scale), round(width * scale)
+    assert (boxed == 7).all(axis=2).sum() == content_h * content_w  # all of the picture, centred, no more
+    assert geometry.pad_y == (expected[0] - content_h) // 2 and geometry.pad_x == (expected[1] - content_w) // 2
+    source_box = np.array([[100, 50, 300, 200]], np.float32)
+    in_model = source_box * geometry.scale + np.array([geometry.pad_x, geometry.pad_y] * 2, np.float32)
+    np.testing.assert_allclose(geometry.to_source(in_model), source_box, atol=1e-3)
+
+
 def test_letterbox_dataclass_identity():
     assert Letterbox(1.0, 0, 0).to_source(np.array([[1, 2, 3, 4]])).tolist() == [[1, 2, 3, 4]]
 
