@@ -62,16 +62,23 @@ class Letterbox:
 
 def letterbox(image: np.ndarray, size: int, pad_value: int = 114, square: bool = True,
               stride: int = 32) -> tuple[np.ndarray, Letterbox]:
-    """Fit `image` into a size x size square keeping its aspect, centred, padded with `pad_value`; or, for a
-    model that takes any size (`square=False`), into the smallest multiple of `stride` around it: a 16:9
-    frame becomes 640x384, not 640x640 (the same pixels for 60 % of the work)."""
+    """Fit `image` into a size x size square keeping its aspect, centred, padded with `pad_value`.
+
+    For a model that takes any size (`square=False`), only as much of the square's padding is kept as
+    puts the picture where it sat relative to the model's `stride` grid: a 16:9 frame becomes 640x384
+    (12 rows above, as the square's 140 are 12 modulo 32), a 4:3 photo 640x512. The same pixels land on
+    the same anchor cells as in the square, so the model finds what it found there; small objects are
+    that sensitive (a plate 6 px high was found or not as a canvas moved by 16 rows).
+    """
     height, width = image.shape[:2]
     scale = min(size / width, size / height)
     new_w, new_h = round(width * scale), round(height * scale)
     resized = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR) if scale != 1 else image
-    out_w, out_h = (size, size) if square else (-(-new_w // stride) * stride, -(-new_h // stride) * stride)
-    pad_x, pad_y = (out_w - new_w) / 2, (out_h - new_h) / 2
-    top, left = int(round(pad_y - 0.1)), int(round(pad_x - 0.1))
+    top, left = int(round((size - new_h) / 2 - 0.1)), int(round((size - new_w) / 2 - 0.1))
+    out_w, out_h = size, size
+    if not square:
+        top, left = top % stride, left % stride
+        out_h, out_w = -(-(top + new_h) // stride) * stride, -(-(left + new_w) // stride) * stride
     canvas = np.full((out_h, out_w, 3), pad_value, dtype=np.uint8)
     canvas[top:top + new_h, left:left + new_w] = resized
     return canvas, Letterbox(scale=scale, pad_x=float(left), pad_y=float(top))
@@ -81,8 +88,13 @@ def letterbox_blob(image_bgr: np.ndarray, size: int, square: bool = True) -> tup
     """The YOLO family's input: the image letterboxed into size x size (pad 114; see `letterbox` for
     `square=False`), RGB / 255, as a float32 [1, 3, H, W] blob; and the geometry that maps its boxes back."""
     boxed, geometry = letterbox(image_bgr, size, square=square)
-    rgb = cv2.cvtColor(boxed, cv2.COLOR_BGR2RGB)
-    return rgb.transpose(2, 0, 1)[None].astype(np.float32) * np.float32(1 / 255), geometry
+    return to_blob(boxed), geometry
+
+
+def to_blob(image_bgr: np.ndarray) -> np.ndarray:
+    """An image already laid out for a YOLO-family model as its float32 [1, 3, H, W] RGB / 255 input."""
+    rgb = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB)
+    return rgb.transpose(2, 0, 1)[None].astype(np.float32) * np.float32(1 / 255)
 
 
 def resize_for_stride(image: np.ndarray, long_side: int, stride: int) -> tuple[np.ndarray, float]:

@@ -96,20 +96,28 @@ def _place(canvases: list[list[_Shelf]], w: int, h: int, side: int, max_canvases
     return None
 
 
-def render(image_bgr: np.ndarray, placements: list[Placement], index: int, side: int) -> np.ndarray:
-    """Canvas `index`: its cut-outs copied (or scaled) from the frame onto grey, `side` wide and cut off
-    below its lowest cut-out. A model that takes any size (`LetterboxModel.any_size`) then searches only
-    those rows, at the same scale: a few small cars fill a strip, not a 640 px square."""
-    mine = [p for p in placements if p.canvas == index]
-    used_height = max((p.y + p.size[1] for p in mine), default=0)
-    canvas = np.full((max(1, min(side, used_height)), side, 3), PAD_VALUE, np.uint8)
-    for p in mine:
+def render(image_bgr: np.ndarray, placements: list[Placement], index: int, side: int, rows: int | None = None
+           ) -> np.ndarray:
+    """Canvas `index`: its cut-outs copied (or scaled) from the frame onto grey, `side` wide and `rows`
+    high (default `side`; see `rows_used`)."""
+    canvas = np.full((side if rows is None else rows, side, 3), PAD_VALUE, np.uint8)
+    for p in placements:
+        if p.canvas != index:
+            continue
         x1, y1, x2, y2 = p.source_xyxy
         w, h = p.size
         crop = image_bgr[y1:y2, x1:x2]
         canvas[p.y:p.y + h, p.x:p.x + w] = crop if p.scale == 1.0 else cv2.resize(crop, (w, h),
                                                                                    interpolation=cv2.INTER_AREA)
     return canvas
+
+
+def rows_used(placements: list[Placement], index: int, stride: int = 32) -> int:
+    """Canvas `index`'s rows down to its lowest cut-out, rounded up to a multiple of `stride`: all a model
+    that takes any size needs to search. A few small cars fill a strip, not a 640 px square, and each
+    cut-out keeps its place on the model's grid."""
+    bottom = max((p.y + p.size[1] for p in placements if p.canvas == index), default=1)
+    return -(-bottom // stride) * stride
 
 
 def to_frame(xyxy: np.ndarray, score: np.ndarray, placements: list[Placement], index: int
@@ -177,7 +185,11 @@ class SecondLine:
         placements = pack(cutouts(small, width, height), side, self._config.max_canvases)
         boxes, scores = [], []
         for index in sorted({p.canvas for p in placements}):
-            found, found_score = plates.detect_window(render(image_bgr, placements, index, side))
+            if plates.any_size:  # only the rows its cut-outs fill, fed as they are
+                canvas = render(image_bgr, placements, index, side, rows_used(placements, index))
+                found, found_score = plates.detect_window(canvas, laid_out=True)
+            else:
+                found, found_score = plates.detect_window(render(image_bgr, placements, index, side))
             mapped, mapped_score = to_frame(found, found_score, placements, index)
             boxes.append(mapped)
             scores.append(mapped_score)

@@ -125,9 +125,10 @@ class PlateYoloDetector(LetterboxModel):
         # Tiles only help when the whole-frame pass shrinks the image noticeably.
         return max(width, height) > 1.25 * self._size
 
-    def detect_window(self, image_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Boxes (in the window's pixels) and scores after NMS for one letterboxed window."""
-        blob, geometry = self._blob(image_bgr)
+    def detect_window(self, image_bgr: np.ndarray, laid_out: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Boxes (in the window's pixels) and scores after NMS for one letterboxed (or `laid_out`, see
+        `LetterboxModel._blob`) window."""
+        blob, geometry = self._blob(image_bgr, laid_out)
         (output,) = self._session.run(None, {self._input_name: blob})
         xyxy, score = decode_yolov8(output, self._score_threshold)
         keep = nms(xyxy, score, self._nms_iou)

@@ -51,16 +51,18 @@ def test_letterbox_downscale_round_trip():
 
 
 @pytest.mark.parametrize("height, width, expected", [(720, 1280, (384, 640)), (1080, 1920, (384, 640)),
-                                                      (768, 1024, (480, 640)), (1000, 600, (640, 384)),
+                                                      (768, 1024, (512, 640)), (1000, 600, (640, 384)),
                                                       (640, 640, (640, 640))])
-def test_letterbox_for_any_size_models_pads_only_to_a_multiple_of_32_and_maps_back(height, width, expected):
+def test_letterbox_for_any_size_models_keeps_the_square_s_place_on_the_grid_and_maps_back(height, width, expected):
     image = np.full((height, width, 3), 7, np.uint8)
     boxed, geometry = letterbox(image, 640, square=False)
+    square, square_geometry = letterbox(image, 640)
     assert boxed.shape[:2] == expected
     scale = 640 / max(height, width)
     content_h, content_w = round(height * scale), round(width * scale)
-    assert (boxed == 7).all(axis=2).sum() == content_h * content_w  # all of the picture, centred, no more
-    assert geometry.pad_y == (expected[0] - content_h) // 2 and geometry.pad_x == (expected[1] - content_w) // 2
+    assert (boxed == 7).all(axis=2).sum() == content_h * content_w  # all of the picture, no more
+    # Each pixel sits on the same cell of the model's 32 px grid as in the square letterbox.
+    assert geometry.pad_y == square_geometry.pad_y % 32 and geometry.pad_x == square_geometry.pad_x % 32
     source_box = np.array([[100, 50, 300, 200]], np.float32)
     in_model = source_box * geometry.scale + np.array([geometry.pad_x, geometry.pad_y] * 2, np.float32)
     np.testing.assert_allclose(geometry.to_source(in_model), source_box, atol=1e-3)

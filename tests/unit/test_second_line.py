@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from edge.detect.coco import PERSON, decode_yolov5
 from edge.detect.heads import face_to_head, merge_overlapping, person_heads
-from edge.detect.second_line import pack, render, to_frame
+from edge.detect.second_line import pack, render, rows_used, to_frame
 from edge.detect.union import FaceUnion
 from edge.detect.yolo5face import decode_yolo5face
 from edge.types import Detections, Label
@@ -139,14 +139,16 @@ def test_a_box_found_on_a_canvas_maps_back_to_its_vehicle_in_the_frame():
     assert np.allclose(sorted(frame_xyxy.tolist()), sorted(expected), atol=1e-3)
 
 
-def test_a_canvas_is_cut_off_below_its_lowest_cutout_and_holds_each_cutout_unscaled():
+def test_a_canvas_for_an_any_size_model_ends_below_its_lowest_cutout_and_holds_each_cutout_unscaled():
     frame = np.random.default_rng(0).integers(0, 255, (720, 1280, 3), np.uint8)
     placements = pack([(100, 300, 260, 420), (700, 350, 800, 410), (900, 100, 1000, 180)], 640, 2)
-    canvas = render(frame, placements, 0, 640)
-    assert canvas.shape == (max(p.y + p.size[1] for p in placements), 640, 3) == (120, 640, 3)
+    assert max(p.y + p.size[1] for p in placements) == 120 and rows_used(placements, 0) == 128
+    canvas = render(frame, placements, 0, 640, rows_used(placements, 0))
+    assert canvas.shape == (128, 640, 3)
     for p in placements:
         x1, y1, x2, y2 = p.source_xyxy
         assert np.array_equal(canvas[p.y:p.y + y2 - y1, p.x:p.x + x2 - x1], frame[y1:y2, x1:x2])
+    assert np.array_equal(render(frame, placements, 0, 640)[:128], canvas)  # the square canvas's top rows
 
 
 def test_plates_of_small_cars_are_found_inside_vehicles_where_the_whole_frame_misses_them():
