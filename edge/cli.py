@@ -38,7 +38,8 @@ from edge.config import Config, config_digest, describe_defaults, load_config
 from edge.detect.factory import build_detectors, guarded, model_ids
 from edge.detect.guard import GuardedDetector
 from edge.doctor import FAIL, DoctorOptions, run_doctor
-from edge.errors import SourceError, UserError, interrupted_by, raise_pending_stop, unwind_on_stop_signals
+from edge.errors import (SourceError, UserError, interrupted_by, raise_pending_stop, stop_answered,
+                         unwind_on_stop_signals)
 from edge.evidence.chain import SegmentSigner, SigningContext
 from edge.evidence.keys import DeviceKey, key_dir, public_pem
 from edge.evidence.seal import seal_export
@@ -97,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         if signal_name is None and isinstance(exc, ImportError):
             raise
         print(f"dashcam: interrupted{f' by {signal_name}' if signal_name else ''}", file=sys.stderr)
+        stop_answered()
         return 130
     except BrokenPipeError:  # before OSError, of which it is one
         # The reader of our output went away (`dashcam ... | head`); files are already complete.

@@ -76,6 +76,11 @@ def raise_pending_stop() -> None:
         raise Interrupted(_received[-1])
 
 
+def stop_answered() -> None:
+    """The stop has been reported (one line, status 130): a later `cli.main` in this process starts clean."""
+    _received.clear()
+
+
 def _keep_swallowed_stop(unraisable: Any) -> None:
     """sys.unraisablehook: our own `Interrupted` is remembered in `_received`, not printed as a traceback."""
     if isinstance(unraisable.exc_value, Interrupted):

@@ -50,3 +50,22 @@ def test_other_errors_in_callbacks_are_still_printed_and_no_stop_is_invented():
     assert result.returncode == 0
     assert result.stdout.splitlines() == ["still running", "finished"]
     assert "Exception ignored" in result.stderr and "ValueError: a real bug" in result.stderr
+
+
+ANSWERED_THEN_AGAIN = textwrap.dedent("""
+    import signal
+    from edge.cli import main
+    from edge.errors import Interrupted, raise_interrupted
+
+    try:
+        raise_interrupted(signal.SIGTERM, None)  # a stop that an import swallowed
+    except Interrupted:
+        pass
+    print(main(["config"]) , main(["config"]), flush=True)
+""")
+
+
+def test_a_stop_main_has_answered_does_not_stop_the_next_main_in_the_same_process():
+    result = subprocess.run([sys.executable, "-c", ANSWERED_THEN_AGAIN], capture_output=True, text=True, timeout=60)
+    assert result.stdout.splitlines()[-1] == "130 0", result.stdout[-500:] + result.stderr
+    assert result.stderr.count("dashcam: interrupted by SIGTERM") == 1
