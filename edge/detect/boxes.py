@@ -60,8 +60,12 @@ class Letterbox:
         return out
 
 
+# The coarsest stride of the detectors' grids: an input that takes any size is a multiple of it.
+GRID = 32
+
+
 def letterbox(image: np.ndarray, size: int, pad_value: int = 114, square: bool = True,
-              stride: int = 32) -> tuple[np.ndarray, Letterbox]:
+              stride: int = GRID) -> tuple[np.ndarray, Letterbox]:
     """Fit `image` into a size x size square keeping its aspect, centred, padded with `pad_value`.
 
     For a model that takes any size (`square=False`), only as much of the square's padding is kept as

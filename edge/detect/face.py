@@ -5,7 +5,7 @@ import numpy as np
 import onnxruntime as ort
 
 from edge.config import DetectConfig
-from edge.detect.boxes import clip_boxes, nms, resize_for_stride
+from edge.detect.boxes import GRID, clip_boxes, nms, resize_for_stride
 from edge.types import Detections, Label
 
 
@@ -37,7 +37,7 @@ class StrideFaceDetector:
 
     def detect(self, image_bgr: np.ndarray) -> Detections:
         height, width = image_bgr.shape[:2]
-        model_input, scale = resize_for_stride(image_bgr, self._input_long_side, stride=32)
+        model_input, scale = resize_for_stride(image_bgr, self._input_long_side, stride=GRID)
         xyxy, score = self._infer(model_input)
         keep = nms(xyxy, score, self._nms_iou)
         xyxy = clip_boxes(xyxy[keep] / scale, width, height)

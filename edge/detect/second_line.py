@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from edge.config import PeopleConfig
+from edge.detect.boxes import GRID
 from edge.detect.coco import PERSON, CocoDetector
 from edge.detect.heads import person_heads
 from edge.detect.yolo import PlateYoloDetector
@@ -112,7 +113,7 @@ def render(image_bgr: np.ndarray, placements: list[Placement], index: int, side:
     return canvas
 
 
-def rows_used(placements: list[Placement], index: int, stride: int = 32) -> int:
+def rows_used(placements: list[Placement], index: int, stride: int = GRID) -> int:
     """Canvas `index`'s rows down to its lowest cut-out, rounded up to a multiple of `stride`: all a model
     that takes any size needs to search. A few small cars fill a strip, not a 640 px square, and each
     cut-out keeps its place on the model's grid."""
@@ -185,11 +186,9 @@ class SecondLine:
         placements = pack(cutouts(small, width, height), side, self._config.max_canvases)
         boxes, scores = [], []
         for index in sorted({p.canvas for p in placements}):
-            if plates.any_size:  # only the rows its cut-outs fill, fed as they are
-                canvas = render(image_bgr, placements, index, side, rows_used(placements, index))
-                found, found_score = plates.detect_window(canvas, laid_out=True)
-            else:
-                found, found_score = plates.detect_window(render(image_bgr, placements, index, side))
+            # A model that takes any size searches only the rows the cut-outs fill; a square one the square.
+            rows = rows_used(placements, index) if plates.any_size else side
+            found, found_score = plates.detect_window(render(image_bgr, placements, index, side, rows), laid_out=True)
             mapped, mapped_score = to_frame(found, found_score, placements, index)
             boxes.append(mapped)
             scores.append(mapped_score)

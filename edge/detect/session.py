@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from edge.detect.boxes import Letterbox, letterbox_blob, to_blob
+from edge.detect.boxes import GRID, Letterbox, letterbox_blob, to_blob
 from edge.errors import ModelError
 
 log = logging.getLogger(__name__)
@@ -83,12 +83,12 @@ class LetterboxModel:
 
     def _blob(self, image_bgr: np.ndarray, laid_out: bool = False) -> tuple[np.ndarray, Letterbox]:
         """The model's input for `image_bgr` and the geometry that maps its boxes back. A `laid_out` image
-        (a vehicle canvas: `input_size` wide, its height a multiple of 32) goes to an any-size model as it
-        is, where a square one gets its letterbox."""
+        (a vehicle canvas: `input_size` wide, its height a multiple of `GRID`) goes to an any-size model as
+        it is, where a square one gets its letterbox."""
         if laid_out and self.any_size:
             height, width = image_bgr.shape[:2]
-            if width != self._size or height % 32 or height > self._size:
-                raise ValueError(f"a laid-out input must be {self._size} wide and a multiple of 32 high, "
+            if width != self._size or height % GRID or height > self._size:
+                raise ValueError(f"a laid-out input must be {self._size} wide and a multiple of {GRID} high, "
                                  f"not {width}x{height}")
             return to_blob(image_bgr), Letterbox(scale=1.0, pad_x=0.0, pad_y=0.0)
         return letterbox_blob(image_bgr, self._size, square=not self.any_size)
