@@ -9,6 +9,8 @@ numbers are the same: their outputs there are identical.
 
     PYTHONPATH=. python scripts/quantize_models.py [--out models] [--only yunet_n_dynamic ...]
     PYTHONPATH=. python scripts/quantize_models.py --measure int8-measure.json [--no-quantize]
+    PYTHONPATH=. python scripts/quantize_models.py --only plate_yolov8n_safelicensing_640 --source OTHER.onnx
+        (another fp32 file of the same model, e.g. one from scripts/finetune_plates.py)
 
 (PYTHONPATH=. so that this checkout's `edge` is imported, not another editable install's.)
 
@@ -31,7 +33,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import av
@@ -396,11 +398,15 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--no-quantize", action="store_true", help="measure the int8 files already in --out")
     parser.add_argument("--runs", type=int, default=25, help="timed runs per model and thread count")
     parser.add_argument("--cache-dir", type=Path, help="reuse calibration ranges stored here (experiments)")
+    parser.add_argument("--source", type=Path, help="quantize this fp32 file instead of the model's own (one "
+                        "--only model; e.g. a fine-tuned plate model from scripts/finetune_plates.py)")
     return parser.parse_args()
 
 
 def main() -> None:
     args = parse_args()
+    if args.source and len(args.only or ()) != 1:
+        raise SystemExit("--source needs exactly one model in --only")
     args.out.mkdir(parents=True, exist_ok=True)
     calib, held_out = split_images(args.calib_per_set, args.eval_per_set, args.seed)
     assert not set(calib) & set(held_out)
@@ -410,7 +416,7 @@ def main() -> None:
                     "seed": args.seed, "calibration_images": [p.name for p in calib],
                     "held_out_images": [p.name for p in held_out], "models": {}}
     for name in args.only or list(MODELS):
-        spec = MODELS[name]
+        spec = replace(MODELS[name], source=args.source) if args.source else MODELS[name]
         out_path = args.out / f"{name}.int8.onnx"
         entry: dict = {}
         if not args.no_quantize:
