@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import atexit
+import importlib.util
 import os
 import shutil
 import socket
 import subprocess
 import tempfile
 import time
+import types
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -24,6 +26,15 @@ DATA = Path(__file__).resolve().parent / "data"
 _STATE_HOME = tempfile.mkdtemp(prefix="dashcam-test-state-")
 os.environ["XDG_STATE_HOME"] = _STATE_HOME
 atexit.register(shutil.rmtree, _STATE_HOME, ignore_errors=True)  # a test run leaves no folder behind in /tmp
+
+
+def load_script(name: str) -> types.ModuleType:
+    """scripts/NAME.py imported as a module (scripts/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def detail(image_bgr: np.ndarray) -> float:

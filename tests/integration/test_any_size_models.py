@@ -4,8 +4,6 @@ A wrong grid or anchor rewrite would not crash: it would shift or scale every bo
 rewrite is checked the way it could fail: on real frames of the committed sample, the boxes
 found on a 640x384 input must be the boxes found on the 640x640 letterbox of the same frame.
 """
-import importlib.util
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -13,6 +11,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 
+from conftest import load_script
 from edge.camera import SAMPLE_VIDEO
 from edge.config import load_config
 from edge.detect.boxes import iou_matrix, letterbox_blob, nms
@@ -20,16 +19,6 @@ from edge.detect.coco import PERSON, VEHICLES, decode_yolov5
 from edge.detect.factory import build_detectors
 from edge.detect.models import default_models_dir
 from edge.detect.yolo import decode_yolov8
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("free_input_size", REPO / "scripts" / "free_input_size.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 def sample_frames(indices=tuple(range(0, 360, 30))) -> list[np.ndarray]:
     capture = cv2.VideoCapture(str(SAMPLE_VIDEO))
@@ -68,7 +57,7 @@ def assert_same_boxes(pairs: list[tuple[np.ndarray, np.ndarray]]) -> None:
 ])
 def test_the_rewrite_keeps_640x640_outputs_exact_and_finds_the_same_boxes_at_640x384(tmp_path, filename, decode):
     """Run on the committed fp32 files (the same graph structure as the int8 files it was applied to)."""
-    script = load_script()
+    script = load_script("free_input_size")
     source = default_models_dir() / filename
     rewritten = tmp_path / filename
     onnx.save(script.free_input_size(onnx.load(str(source))), str(rewritten))

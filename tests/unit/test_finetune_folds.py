@@ -1,22 +1,13 @@
 """scripts/finetune_plates.py: the two folds split whole photos, cover every plate once, and label them right."""
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _script():
-    spec = importlib.util.spec_from_file_location("finetune_plates", REPO / "scripts" / "finetune_plates.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
+from conftest import load_script
 
 def _dataset(folder: Path, photos: int) -> dict:
     images, annotations = [], []
@@ -36,7 +27,7 @@ def test_folds_split_whole_photos_cover_every_plate_once_and_write_normalised_la
     data = tmp_path / "data"
     data.mkdir()
     coco = _dataset(data, 11)
-    script = _script()
+    script = load_script("finetune_plates")
     script.do_split(data, tmp_path / "cv", seed=0)
 
     bench = {fold: json.loads((tmp_path / "cv" / f"bench-{fold}" / "_annotations.coco.json").read_text())
