@@ -79,6 +79,7 @@ def do_split(data: Path, out: Path, seed: int) -> None:
         write_bench_fold(coco, images, data, out / f"bench-{name}")
         boxes = write_yolo_fold(coco, images, data, out / f"yolo-{name}")
         (out / f"yolo-{name}.yaml").write_text(
+            # val is the training fold itself: ultralytics' closing report, never a test.
             f"path: {out / f'yolo-{name}'}\ntrain: images\nval: images\nnames:\n  0: License_Plate\n")
         print(f"fold {name}: {len(images)} photos, {boxes} plates")
     (out / "folds.json").write_text(json.dumps(
@@ -86,7 +87,8 @@ def do_split(data: Path, out: Path, seed: int) -> None:
         indent=1))
 
 
-def do_train(out: Path, fold: str, epochs: int, imgsz: int, freeze: int, lr0: float, batch: int) -> Path:
+def do_train(out: Path, fold: str, epochs: int, imgsz: int, freeze: int, lr0: float, batch: int,
+             device: str | None) -> Path:
     from ultralytics import YOLO  # imported here: ultralytics is never needed at run time
 
     model = YOLO(str(WEIGHTS))
@@ -94,7 +96,7 @@ def do_train(out: Path, fold: str, epochs: int, imgsz: int, freeze: int, lr0: fl
     # val=False: the other fold is the test, and choosing a checkpoint on it would tune on it.
     model.train(data=str(out / f"yolo-{fold}.yaml"), epochs=epochs, imgsz=imgsz, batch=batch, freeze=freeze,
                 optimizer="AdamW", lr0=lr0, warmup_epochs=1, val=False, plots=False, workers=2,
-                project=str(out), name=name, exist_ok=True, seed=0, deterministic=True, device="cpu")
+                project=str(out), name=name, exist_ok=True, seed=0, deterministic=True, device=device)
     last = out / name / "weights" / "last.pt"
     exported = Path(YOLO(str(last)).export(format="onnx", imgsz=640, opset=12, simplify=True, dynamic=False))
     print(f"exported {exported}")
@@ -113,11 +115,12 @@ def main() -> None:
     parser.add_argument("--freeze", type=int, default=0, help="freeze the first N layers (10: the backbone)")
     parser.add_argument("--lr0", type=float, default=0.0005)
     parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--device", help="ultralytics' device: cpu, 0 (the first GPU); default: a GPU if any")
     args = parser.parse_args()
     if args.command == "split":
         do_split(args.data.resolve(), args.out, args.seed)
     else:
-        do_train(args.out, args.fold, args.epochs, args.imgsz, args.freeze, args.lr0, args.batch)
+        do_train(args.out, args.fold, args.epochs, args.imgsz, args.freeze, args.lr0, args.batch, args.device)
 
 
 if __name__ == "__main__":
