@@ -36,7 +36,7 @@ def split(coco: dict, seed: int) -> dict[str, list[dict]]:
     images = sorted(coco["images"], key=lambda image: image["file_name"])
     order = np.random.default_rng(seed).permutation(len(images))
     half = len(images) // 2
-    return {"A": [images[i] for i in order[:half]], "B": [images[i] for i in order[half:]]}
+    return dict(zip(FOLDS, ([images[i] for i in order[:half]], [images[i] for i in order[half:]])))
 
 
 def _link(source: Path, target: Path) -> None:

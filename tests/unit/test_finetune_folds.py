@@ -9,6 +9,7 @@ import numpy as np
 
 from conftest import load_script
 
+
 def _dataset(folder: Path, photos: int) -> dict:
     images, annotations = [], []
     for index in range(photos):
