@@ -50,7 +50,7 @@ from edge.gps import FixProvider
 from edge.gps.choose import location_provider
 from edge.gps.stamp import LocationStamper
 from edge.pipeline import Pipeline, RunStats
-from edge.record.atomic import is_regular_file, make_output_folder, write_atomic
+from edge.record.atomic import is_regular_file, make_output_folder, open_regular, write_atomic
 from edge.record.button import GpioLockButton
 from edge.record.encoder import EncoderSettings
 from edge.record.export import export as export_segments
@@ -63,9 +63,10 @@ from edge.record.segments import SegmentRecorder
 from edge.record.store import UPLOAD_QUEUE_NAME, RecordingsFolder
 from edge.redact import Redactor
 from edge.service import Watchdog, notify
+from edge.stamp import FrameStamp
 from edge.sinks import Outlet, SinkPolicy
 from edge.thermal import governor_for
-from edge.web.auth import DOCTOR_NAME, PasswordStore, web_state_dir
+from edge.web.auth import DOCTOR_NAME, PREVIEW_NAME, PasswordStore, web_state_dir
 from edge.upload.queue import UploadQueue
 from edge.upload.uploader import Uploader
 from edge.wipe import plan_wipe, wipe
@@ -213,9 +214,9 @@ def _install_stop_handlers() -> threading.Event:
     return stop
 
 
-def _detector_and_redactor(config: Config, live: bool) -> tuple[GuardedDetector, Redactor]:
+def _guarded_detector(config: Config, live: bool) -> GuardedDetector:
     """Live sources get the live detector deadline; files only the one for a hung model."""
-    return guarded(build_detectors(config.detect, live), config.detect, live), Redactor(config.redact)
+    return guarded(build_detectors(config.detect, live), config.detect, live)
 
 
 # ---- dashcam run ----------------------------------------------------------------------------------------------
@@ -225,11 +226,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.fast:
         config = dataclasses.replace(config, source=dataclasses.replace(config.source, realtime=False))
     directory = args.recordings or Path(config.record.directory)
-    detector, redactor = _detector_and_redactor(config, live=config.source.is_live)
+    detector = _guarded_detector(config, live=config.source.is_live)
     stop = _install_stop_handlers()
     source = _open_camera(config, stop)
     location = location_provider(config.gps, config.source.kind, media_clock(source))
     policy = LocationPolicy.from_config(config.gps)
+    stamp = FrameStamp(config.stamp, policy if location else None) if config.stamp.enabled else None
+    redactor = Redactor(config.redact, overlay=stamp)
     signal.signal(LOCK_SIGNAL, signal.SIG_IGN)  # until the recorder exists: a lock then must not kill us
     key = DeviceKey.load_or_create(key_dir(config.evidence.key_dir))
     store = LoopStore.open(directory, LoopOptions.from_config(config.record))  # lease, recovery, index, retention
@@ -336,7 +339,8 @@ def _web_server(config: Config, folder: RecordingsFolder, key: DeviceKey | None,
     if not passwords.is_set():
         raise SourceError(f"no web app password in {state}: set one with dashcam serve --set-password")
     context = WebContext(Footage(folder, config, key), config, passwords, sensors=read_sensors,
-                         doctor_results=lambda: _doctor_results(state), secure_cookie=config.web.tls,
+                         doctor_results=lambda: _doctor_results(state),
+                         doctor_preview=lambda: _doctor_preview(state), secure_cookie=config.web.tls,
                          **live)  # type: ignore[arg-type]
     return WebServer(build_app(context), config.web, state)
 
@@ -350,6 +354,15 @@ def _doctor_results(state: Path) -> list[dict[str, str]] | None:
     try:
         return json.loads((state / DOCTOR_NAME).read_text())
     except (OSError, ValueError):
+        return None
+
+
+def _doctor_preview(state: Path) -> bytes | None:
+    """The redacted preview JPEG `dashcam doctor` wrote (a regular file only, never through a link)."""
+    try:
+        with os.fdopen(open_regular(state / PREVIEW_NAME), "rb") as handle:
+            return handle.read()
+    except OSError:
         return None
 
 
@@ -523,6 +536,9 @@ def _car_parsers(sub: argparse._SubParsersAction) -> None:
     doctor = sub.add_parser("doctor", help="check camera, GPS, models, disk, clock and temperature before a drive")
     doctor.add_argument("--config", "-c", type=Path, help="YAML config file to check (default: the defaults)")
     doctor.add_argument("--gps-seconds", type=float, default=3.0, help="listening time per GPS baud rate tried")
+    doctor.add_argument("--preview", type=Path, metavar="FILE.jpg",
+                        help="where the redacted preview frame is written (default: doctor-preview.jpg in the web "
+                             "app's state folder, shown on its status page)")
     doctor.add_argument("--verbose", "-v", action="count", default=0, help="more log output (-vv for debug)")
     doctor.set_defaults(handler=cmd_doctor)
     wipe_cmd = sub.add_parser("wipe", help="erase all recordings, locked ones too, and the trips index (resale)")
@@ -533,7 +549,9 @@ def _car_parsers(sub: argparse._SubParsersAction) -> None:
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     """One line per check; exit 1 when any check failed."""
-    checks = run_doctor(load_config(args.config), DoctorOptions(gps_seconds=args.gps_seconds))
+    config = load_config(args.config)
+    preview = args.preview or _doctor_state(config) / PREVIEW_NAME
+    checks = run_doctor(config, DoctorOptions(gps_seconds=args.gps_seconds, preview_path=preview))
     width = max(len(c.name) for c in checks)
     for check in checks:
         print(f"{check.verdict.upper():4}  {check.name:{width}}  {check.detail}")
@@ -541,16 +559,24 @@ def cmd_doctor(args: argparse.Namespace) -> int:
             print(f"{'':4}  {'':{width}}  fix: {check.fix}")
     failed = sum(c.verdict == FAIL for c in checks)
     print(f"\n{failed} failed, {sum(c.verdict == 'warn' for c in checks)} warnings")
-    _keep_doctor_results(load_config(args.config), checks)
+    _keep_doctor_results(config, checks)
     return 1 if failed else 0
+
+
+def _doctor_state(config: Config) -> Path:
+    """The web app's state folder, made if missing; doctor keeps its results and preview there."""
+    state = _web_state(config)
+    try:
+        state.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        log.info("no web app state folder %s: %s", state, exc)
+    return state
 
 
 def _keep_doctor_results(config: Config, checks: list) -> None:
     """For the web app's status page; a machine where this cannot be written just does not show them."""
-    state = _web_state(config)
     try:
-        state.mkdir(mode=0o700, parents=True, exist_ok=True)
-        write_atomic(state / DOCTOR_NAME, json.dumps([dataclasses.asdict(c) for c in checks]).encode())
+        write_atomic(_doctor_state(config) / DOCTOR_NAME, json.dumps([dataclasses.asdict(c) for c in checks]).encode())
     except (OSError, UserError) as exc:
         log.info("the doctor results were not kept for the web app: %s", exc)
 

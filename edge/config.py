@@ -13,6 +13,8 @@ import json
 import math
 import re
 import typing
+import zoneinfo
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -28,6 +30,9 @@ Tiles = Literal["none", "road", "full"]
 RedactMode = Literal["gaussian", "pixelate", "fill"]
 FaceShape = Literal["ellipse", "rectangle"]
 OnFailure = Literal["blur_frame", "drop_frame"]
+MaskHide = Literal["fill", "blur"]
+SpeedUnit = Literal["kmh", "mph"]
+StampCorner = Literal["bottom-left", "bottom-right", "top-left", "top-right"]
 Mirror = Literal["off", "stills", "files", "always"]
 Codec = Literal["libx264", "mpeg4"]
 Preset = Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium"]
@@ -218,6 +223,16 @@ class TrackConfig:
 
 
 @dataclass(frozen=True)
+class PrivacyMask:
+    name: str = _opt("", "what it hides, for doctor and logs, e.g. dashboard screen")
+    points: list[tuple[float, float]] = _opt([], "the polygon's corners as [x, y] shares of the frame's width and "
+                                                 "height from its top-left corner (0 to 1, at least 3 points), so "
+                                                 "a mask fits every resolution of the camera", min=0.0, max=1.0,
+                                             min_items=3)
+    hide: MaskHide = _opt("fill", "fill (black: nothing of it is kept) or blur (its colours stay)")
+
+
+@dataclass(frozen=True)
 class RedactConfig:
     mode: RedactMode = _opt("gaussian", "how regions are hidden")
     face_mask_scale: float = _opt(1.25, "head boxes grow by this factor about their centre (a margin: the face "
@@ -229,6 +244,24 @@ class RedactConfig:
                                    min=1.0, max=4.0)
     face_shape: FaceShape = _opt("ellipse", "mask shape for faces (plates are always rectangles)")
     on_failure: OnFailure = _opt("blur_frame", "when detection fails: blur the whole frame or drop it")
+    masks: list[PrivacyMask] = _opt([], "fixed privacy masks of this camera (a neighbour's windows seen from the "
+                                        "driveway, the dashboard screen, the rear seats): hidden in every frame "
+                                        "before anything is stored, whatever the detectors find; see them with "
+                                        "`dashcam doctor`, which writes a redacted preview")
+
+
+@dataclass(frozen=True)
+class StampConfig:
+    enabled: bool = _opt(False, "burn a line of text into each stored frame, drawn after redaction: the "
+                                "detectors never see it, so it cannot keep them from finding a face or plate")
+    time: bool = _opt(True, "the frame's local date and time (the GPS-corrected clock)")
+    timezone: str = _opt("", "IANA time zone for the stamp, e.g. Europe/Berlin (empty = the system's)")
+    speed: bool = _opt(True, "the GPS speed, when there is a fix")
+    speed_unit: SpeedUnit = _opt("kmh", "kmh or mph")
+    coordinates: bool = _opt(False, "also the position, rounded to gps.precision_decimals and never inside a "
+                                    "privacy zone; off by default: a stamp travels with every clip shared")
+    corner: StampCorner = _opt("bottom-left", "where the text sits")
+    height: float = _opt(0.035, "text height as a share of the frame height", min=0.01, max=0.2)
 
 
 @dataclass(frozen=True)
@@ -324,6 +357,7 @@ class Config:
     detect: DetectConfig = _section(DetectConfig, "face and plate detection")
     track: TrackConfig = _section(TrackConfig, "detection cadence and tracking between detections")
     redact: RedactConfig = _section(RedactConfig, "how detected regions are hidden")
+    stamp: StampConfig = _section(StampConfig, "optional burned-in time and speed on recorded frames (dashcam run)")
     record: RecordConfig = _section(RecordConfig, "segment files")
     evidence: EvidenceConfig = _section(EvidenceConfig, "signed manifests: the device key (see `dashcam verify`)")
     upload: UploadConfig = _section(UploadConfig, "opt-in upload of anonymized footage with rclone (off by default)")
@@ -403,10 +437,31 @@ def config_from_dict(data: Any, origin: str = "<config>") -> Config:
     if 0 < plates.photo_tile_scale < 1:
         raise ConfigError(f"{origin}: detect.plates.photo_tile_scale ({plates.photo_tile_scale}) must be 0 (off) or "
                           "at least 1: tiles of a shrunk photo show plates smaller than the whole-photo pass does")
+    _check_masks(config.redact.masks, origin)
+    _check_timezone(config.stamp.timezone, origin)
     if plates.road_top >= plates.road_bottom:
         raise ConfigError(f"{origin}: detect.plates.road_top ({plates.road_top}) must be above "
                           f"detect.plates.road_bottom ({plates.road_bottom})")
     return config
+
+
+def _check_masks(masks: list[PrivacyMask], origin: str) -> None:
+    for i, mask in enumerate(masks):
+        if not mask.points:
+            raise ConfigError(f"{origin}: redact.masks[{i}].points: a mask needs its polygon's corners")
+        if polygon_area(mask.points) <= 0.0:
+            raise ConfigError(f"{origin}: redact.masks[{i}].points enclose no area (all on one line): "
+                              "list the polygon's corners in order")
+
+
+def _check_timezone(name: str, origin: str) -> None:
+    if not name:
+        return
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"{origin}: stamp.timezone: unknown time zone {name!r} (an IANA name such as "
+                          "Europe/Berlin)") from None
 
 
 def _check_upload(upload: UploadConfig, origin: str) -> None:
@@ -477,6 +532,8 @@ def _check_value(value: Any, hint: Any, rules: Any, origin: str, key: str) -> An
             if not isinstance(value, list):
                 raise fail("a list")
             return [_build(item_type, item, origin, prefix=f"{key}[{i}].") for i, item in enumerate(value)]
+        if typing.get_origin(item_type) is tuple:
+            return _points(value, rules, fail)
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise fail("a list of strings")
         if "choices" in rules:
@@ -493,6 +550,29 @@ def _check_value(value: Any, hint: Any, rules: Any, origin: str, key: str) -> An
     if "max" in rules and value > rules["max"]:
         raise fail(f"at most {rules['max']}")
     return value
+
+
+def _points(value: Any, rules: Any, fail: Callable[[str], ConfigError]) -> list[tuple[float, float]]:
+    """A polygon: a list of at least `min_items` [x, y] pairs of finite numbers within the rules' bounds."""
+    low, high = rules["min"], rules["max"]
+    expected = f"a list of at least {rules['min_items']} [x, y] points, each from {low} to {high}"
+    if not isinstance(value, list) or len(value) < rules["min_items"]:
+        raise fail(expected)
+    points = []
+    for point in value:
+        if not (isinstance(point, list) and len(point) == 2
+                and all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in point)):
+            raise fail(expected)
+        x, y = (float(c) for c in point)
+        if not all(math.isfinite(c) and low <= c <= high for c in (x, y)):
+            raise fail(expected)
+        points.append((x, y))
+    return points
+
+
+def polygon_area(points: list[tuple[float, float]]) -> float:
+    """The area a polygon encloses (shoelace formula), in the units of its points."""
+    return abs(sum(x1 * y2 - x2 * y1 for (x1, y1), (x2, y2) in zip(points, points[1:] + points[:1]))) / 2
 
 
 def _kind(value: Any) -> str:

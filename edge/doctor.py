@@ -1,9 +1,10 @@
 """`dashcam doctor`: checks the car installation before a drive, one verdict per item.
 
-This module owns the checks: camera, GPS, models, disk, clock, temperature. Each is a
+This module owns the checks: camera, privacy preview, GPS, models, disk, clock, temperature. Each is a
 small function returning a `Check` (ok, warn, fail, or skip) with a one-line detail and,
 when something is wrong, the command or step that fixes it. Checks only look and
-measure: nothing is recorded, and the write test removes its own file.
+measure: nothing is recorded, the write test removes its own file, and the one picture kept is the
+preview: the camera's first frame after full redaction (detectors, fixed masks, stamp).
 """
 from __future__ import annotations
 
@@ -22,12 +23,16 @@ import numpy as np
 from edge.board import hottest_c, read_throttled
 from edge.camera import open_source
 from edge.config import Config, DetectConfig, GpsConfig, RecordConfig, SourceConfig
-from edge.detect.factory import model_keys
+from edge.detect.factory import build_detectors, guarded, model_keys
 from edge.detect.models import resolve_model
 from edge.detect.session import create_session
-from edge.errors import ModelError, SourceError
+from edge.errors import ModelError, SourceError, StorageError
+from edge.gps.privacy import LocationPolicy
 from edge.gps.probe import BaudProbe, detect_baud, fix_utc, serial_listener
-from edge.types import GpsFix
+from edge.record.images import write_image
+from edge.redact import FixedMasks, Redactor
+from edge.stamp import FrameStamp
+from edge.types import Frame, GpsFix
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +43,7 @@ MIN_PLAUSIBLE_YEAR = 2025
 MAX_CLOCK_SKEW_S = 2.0
 HOT_C = 80.0                 # the Pi firmware starts soft throttling at 80 °C
 CRITICAL_C = 85.0
+LARGE_MASK_SHARE = 0.5       # fixed masks over half the frame are more likely a mistake than a wish
 UART_FIX = ("enable the UART: sudo raspi-config nonint do_serial_hw 0 and do_serial_cons 1 "
             "(login shell off), then reboot; or check the cable and the udev rule for /dev/gps0")
 
@@ -54,13 +60,15 @@ class Check:
 class DoctorOptions:
     gps_seconds: float = 3.0       # listening time per baud rate
     sys_root: Path = Path("/")     # where /proc and /sys are read; a temp dir in tests
+    preview_path: Path | None = None  # where the redacted preview frame is written (None = no preview)
 
 
 def run_doctor(config: Config, options: DoctorOptions | None = None) -> list[Check]:
     """All checks in order; the clock check uses the GPS fix when one was found."""
     options = options or DoctorOptions()
     gps_check, fix = check_gps(config.gps, options.gps_seconds)
-    checks = [check_camera(config.source), gps_check]
+    camera_check, frame = read_camera(config.source)
+    checks = [camera_check, gps_check, check_preview(config, frame, options.preview_path)]
     checks += check_models(config.detect)
     checks += [check_disk(config.record, options.sys_root), check_clock(fix),
                check_temperature(options.sys_root)]
@@ -70,10 +78,15 @@ def run_doctor(config: Config, options: DoctorOptions | None = None) -> list[Che
 # ---- camera ---------------------------------------------------------------------------------------------
 
 def check_camera(config: SourceConfig) -> Check:
+    return read_camera(config)[0]
+
+
+def read_camera(config: SourceConfig) -> tuple[Check, Frame | None]:
+    """The camera's verdict and its first frame (raw: only `check_preview` may use it, to redact it)."""
     try:
         source = open_source(config)
     except SourceError as exc:
-        return Check("camera", FAIL, str(exc), _camera_fix(config))
+        return Check("camera", FAIL, str(exc), _camera_fix(config)), None
     try:
         started = time.monotonic()
         frame = source.read()
@@ -81,10 +94,49 @@ def check_camera(config: SourceConfig) -> Check:
     finally:
         source.close()
     if frame is None:
-        return Check("camera", FAIL, f"{source.name} opened but delivered no frame", _camera_fix(config))
+        return Check("camera", FAIL, f"{source.name} opened but delivered no frame", _camera_fix(config)), None
     height, width = frame.image_bgr.shape[:2]
     return Check("camera", OK, f"{source.name}: {width}x{height} @ {source.fps:.1f} fps, "
-                               f"first frame after {first_s * 1000:.0f} ms")
+                               f"first frame after {first_s * 1000:.0f} ms"), frame
+
+
+# ---- privacy preview ------------------------------------------------------------------------------------
+
+def check_preview(config: Config, frame: Frame | None, path: Path | None) -> Check:
+    """Redact the camera's first frame as a recording would (detectors, fixed masks, stamp) and write it to
+    `path`, so the owner can see what the masks cover before a drive. Nothing raw is written."""
+    masks = ", ".join(m.name or f"mask {i + 1}" for i, m in enumerate(config.redact.masks)) or "no fixed masks"
+    if frame is None or path is None:
+        return Check("preview", SKIP, f"{masks}; no camera frame to preview" if path else f"{masks}; not asked")
+    try:
+        detector = guarded(build_detectors(config.detect, live=False), config.detect, live=False)
+    except (ModelError, SourceError) as exc:
+        return Check("preview", FAIL, f"the detectors cannot be loaded: {exc}")
+    try:
+        shape = frame.image_bgr.shape[:2]
+        verdict = detector.detect(frame.image_bgr.copy())  # a timed-out model may still read its copy
+        redacted = Redactor(config.redact, overlay=_preview_stamp(config)).redact(frame, verdict)
+    finally:
+        detector.close()
+    covered = sum(FixedMasks(config.redact.masks).pixels(shape, hide).mean() for hide in ("fill", "blur"))
+    if redacted is None:  # a failed detection with on_failure: drop_frame
+        return Check("preview", WARN, f"detection failed on the preview frame ({verdict}): it would be dropped")
+    try:
+        write_image(path, redacted)
+    except (OSError, StorageError) as exc:
+        return Check("preview", WARN, f"cannot write the preview to {path}: {exc}")
+    found = ("detection failed: the frame was blurred whole" if redacted.counts.whole_frame
+             else f"{redacted.counts.faces} faces and {redacted.counts.plates} plates hidden")
+    detail = f"{masks} ({covered:.1%} of the frame); {found}; redacted preview: {path}"
+    if covered > LARGE_MASK_SHARE:
+        return Check("preview", WARN, detail, "check redact.masks: they hide most of the view")
+    return Check("preview", WARN if redacted.counts.whole_frame else OK, detail)
+
+
+def _preview_stamp(config: Config) -> FrameStamp | None:
+    if not config.stamp.enabled:
+        return None
+    return FrameStamp(config.stamp, LocationPolicy.from_config(config.gps))
 
 
 def _camera_fix(config: SourceConfig) -> str:

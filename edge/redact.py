@@ -1,7 +1,9 @@
 """Redaction: the only place a `RedactedFrame` is made. It fails closed.
 
 Given a frame and the detector verdict, hide every detected region (ellipses for
-faces, rectangles for plates, each grown by its class's mask scale). If detection failed, or hiding
+faces, rectangles for plates, each grown by its class's mask scale) and the config's fixed privacy
+masks (polygons hidden in every frame, whatever the detectors found), then draw the optional
+overlay (the stamp) on the hidden image. If detection failed, or hiding
 a region raises, the whole frame is blurred (or dropped, if configured) and that is
 recorded in the frame's counts. Pixels are changed in place, so the raw image does
 not outlive this call inside the frame either, and the sealed image is made read-only.
@@ -16,12 +18,12 @@ import datetime as dt
 import logging
 import typing
 import weakref
-from typing import NamedTuple, NoReturn
+from typing import NamedTuple, NoReturn, Protocol
 
 import cv2
 import numpy as np
 
-from edge.config import RedactConfig
+from edge.config import PrivacyMask, RedactConfig
 from edge.geometry import scale_boxes
 from edge.types import DetectionFailure, Detections, Frame, GpsFix, Label, RedactionCounts
 
@@ -261,9 +263,65 @@ def redaction_mask(detections: Detections, shape: tuple[int, int], config: Redac
     return full
 
 
+class FixedMasks:
+    """The config's fixed privacy masks, drawn into a frame-sized mask once per frame size.
+
+    Polygons are given as shares of the frame's width and height, so one config fits every
+    resolution; the pixel mask is rasterised on first use for a size and kept (a camera keeps its size).
+    """
+
+    def __init__(self, masks: list[PrivacyMask]) -> None:
+        self._masks = masks
+        self._pixels: dict[tuple[int, int, str], np.ndarray] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self._masks)
+
+    def pixels(self, shape: tuple[int, int], hide: str) -> np.ndarray:
+        """The boolean H x W mask of the polygons hidden by `hide` (fill or blur)."""
+        key = (*shape, hide)
+        if key not in self._pixels:
+            self._pixels[key] = self._rasterise(shape, [m for m in self._masks if m.hide == hide])
+        return self._pixels[key]
+
+    @staticmethod
+    def _rasterise(shape: tuple[int, int], masks: list[PrivacyMask]) -> np.ndarray:
+        height, width = shape
+        canvas = np.zeros(shape, np.uint8)
+        for mask in masks:
+            # Corners at 0 and 1 are the frame's outer edges: scale to width and height, then round outwards
+            # by drawing with a one-pixel outline as well as the filled inside.
+            corners = np.round(np.array(mask.points) * (width, height)).astype(np.int32)
+            cv2.fillPoly(canvas, [corners], 255)
+            cv2.polylines(canvas, [corners], isClosed=True, color=255, thickness=1)
+        return canvas.astype(bool)
+
+    def hide(self, image: np.ndarray) -> None:
+        """Fill or blur every mask's pixels in place."""
+        shape = image.shape[:2]
+        filled = self.pixels(shape, "fill")
+        if filled.any():
+            image[filled] = 0
+        blurred = self.pixels(shape, "blur")
+        if blurred.any():
+            ys, xs = np.nonzero(blurred)
+            y1, y2, x1, x2 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+            region = image[y1:y2, x1:x2]
+            sigma = max(_MIN_SIGMA, _SIGMA_PER_BOX_SIDE * max(region.shape[:2]))
+            region[:] = cv2.copyTo(strong_blur(region, sigma), blurred[y1:y2, x1:x2].view(np.uint8), region.copy())
+
+
+class Overlay(Protocol):
+    """Something drawn on the redacted image before it is sealed (the stamp): it only adds, never reveals."""
+
+    def draw(self, image_bgr: np.ndarray, frame: Frame) -> None: ...
+
+
 class Redactor:
-    def __init__(self, config: RedactConfig) -> None:
+    def __init__(self, config: RedactConfig, overlay: Overlay | None = None) -> None:
         self._config = config
+        self._fixed = FixedMasks(config.masks)
+        self._overlay = overlay
 
     def redact(self, frame: Frame, verdict: Detections | DetectionFailure) -> RedactedFrame | None:
         """The redacted frame, or None when a failed frame is to be dropped.
@@ -275,6 +333,7 @@ class Redactor:
         if isinstance(verdict, Detections):
             try:
                 self._hide_regions(image, verdict)
+                self._fixed.hide(image)
                 counts = RedactionCounts(faces=verdict.objects(Label.FACE), plates=verdict.objects(Label.PLATE))
                 return self._seal(frame, image, counts, _read_only_copy(verdict))
             except (cv2.error, ValueError, IndexError) as exc:
@@ -283,9 +342,19 @@ class Redactor:
             image.fill(0)  # nothing of it stays in memory either
             return None
         self._hide_whole(image)
+        try:
+            self._fixed.hide(image)  # a filled mask stays black, not a blurred shape of what was behind it
+        except (cv2.error, ValueError, IndexError) as exc:
+            log.error("fixed masks of frame %d failed (%s); the frame is filled black", frame.index, exc)
+            image.fill(0)
         return self._seal(frame, image, RedactionCounts(whole_frame=True), _read_only_copy(Detections.empty()))
 
     def _seal(self, frame: Frame, image: np.ndarray, counts: RedactionCounts, hidden: Detections) -> RedactedFrame:
+        if self._overlay is not None:
+            try:
+                self._overlay.draw(image, frame)  # after hiding: the detectors never saw it, it covers no leak
+            except (cv2.error, ValueError) as exc:  # the frame is hidden already: store it unstamped
+                log.warning("stamp of frame %d failed (%s)", frame.index, exc)
         image.flags.writeable = False  # what was sealed stays as sealed: a write into it raises ValueError
         return RedactedFrame(_SEAL, _Contents(image, frame.index, frame.t_mono_ns, frame.t_utc, counts, frame.fix,
                                               hidden, frame.t_media_ns))

@@ -54,6 +54,7 @@ class WebContext:
     gps_fix: Callable[[], bool | None] = lambda: None  # whether the recorder has a fix now (None: unknown)
     sensors: Callable[[], tuple[float | None, bool]] = lambda: (None, False)
     doctor_results: Callable[[], list[dict[str, str]] | None] = lambda: None
+    doctor_preview: Callable[[], bytes | None] = lambda: None  # the last doctor's redacted preview JPEG
     secure_cookie: bool = False
 
 
@@ -80,6 +81,7 @@ def build_app(context: WebContext) -> Starlette:
         Route("/incident", pages.session_required(pages.incident, post=True), methods=["POST"]),
         Route("/live.jpg", pages.session_required(pages.live_jpeg)),
         Route("/status", pages.session_required(pages.status)),
+        Route("/doctor-preview.jpg", pages.session_required(pages.doctor_preview)),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
     tiles_origin = _origin(context.config.web.map_tiles_url)
@@ -245,7 +247,14 @@ class _Pages:
         temperature, throttled = self.context.sensors()
         return self._page(request, "status.html", session, status=self.footage.status(),
                           gps_fix=self.context.gps_fix(), temperature=temperature, throttled=throttled,
-                          doctor=self.context.doctor_results(), config=_config_text(self.context.config))
+                          doctor=self.context.doctor_results(), preview=self.context.doctor_preview() is not None,
+                          config=_config_text(self.context.config))
+
+    async def doctor_preview(self, _request: Request, _session: Session) -> Response:
+        jpeg = self.context.doctor_preview()
+        if jpeg is None:
+            return PlainTextResponse("no preview: run dashcam doctor on this machine", status_code=404)
+        return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
 
 def _int(text: str | None, default: int) -> int:

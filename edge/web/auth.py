@@ -24,6 +24,7 @@ from edge.record.atomic import FOLDER_MODE, write_atomic
 
 PASSWORD_NAME = "web-password"
 DOCTOR_NAME = "doctor-last.json"  # the last `dashcam doctor` results, for the status page
+PREVIEW_NAME = "doctor-preview.jpg"  # its redacted preview frame (fixed masks, stamp), for the status page
 MIN_PASSWORD_CHARS = 8
 SESSION_SECONDS = 12 * 3600
 MAX_FAILURES = 5

@@ -12,6 +12,7 @@ import tty
 from collections.abc import Iterator
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -250,3 +251,37 @@ def test_run_doctor_skips_gps_when_none(clip, recordings):
     checks = _by_name(run_doctor(config, DoctorOptions(gps_seconds=0.1, sys_root=recordings)))
     assert checks["gps"].verdict == SKIP and checks["camera"].verdict == OK
     assert checks["temperature"].verdict in (SKIP, OK, WARN, FAIL)
+
+
+# ---- the redacted preview (fixed masks, stamp) -------------------------------------------------------------
+
+DASHBOARD = {"name": "dashboard screen", "points": [[0.0, 0.75], [1.0, 0.75], [1.0, 1.0], [0.0, 1.0]]}
+
+
+def test_the_preview_is_the_redacted_first_frame_with_its_masks(clip, recordings, tmp_path):
+    config = config_from_dict({**_config(clip, recordings), "redact": {"masks": [DASHBOARD]}})
+    preview = tmp_path / "preview.jpg"
+    checks = _by_name(run_doctor(config, DoctorOptions(gps_seconds=0.1, sys_root=recordings, preview_path=preview)))
+    check = checks["preview"]
+    assert check.verdict == OK and "dashboard screen (25.0% of the frame)" in check.detail
+    assert str(preview) in check.detail
+    image = cv2.imread(str(preview))
+    assert image.shape == (96, 128, 3)
+    assert image[74:].max() <= 8  # filled (JPEG leaves a little noise at the edge)
+    assert abs(int(image[:70].mean()) - 90) <= 3  # the first frame's grey, untouched above the mask
+
+
+def test_masks_that_hide_most_of_the_view_are_a_warning(clip, recordings, tmp_path):
+    most = {"name": "too much", "points": [[0.0, 0.0], [1.0, 0.0], [1.0, 0.8], [0.0, 0.8]]}
+    config = config_from_dict({**_config(clip, recordings), "redact": {"masks": [most]}})
+    check = _by_name(run_doctor(config, DoctorOptions(gps_seconds=0.1, sys_root=recordings,
+                                                      preview_path=tmp_path / "p.jpg")))["preview"]
+    assert check.verdict == WARN and "redact.masks" in check.fix
+
+
+def test_no_camera_frame_means_no_preview(recordings, tmp_path):
+    config = config_from_dict(_config(tmp_path / "absent.mp4", recordings))
+    checks = _by_name(run_doctor(config, DoctorOptions(gps_seconds=0.1, sys_root=recordings,
+                                                       preview_path=tmp_path / "p.jpg")))
+    assert checks["camera"].verdict == FAIL and checks["preview"].verdict == SKIP
+    assert not (tmp_path / "p.jpg").exists()

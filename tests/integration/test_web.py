@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
 httpx = pytest.importorskip("httpx", reason="the web tests need the [web] and [test] extras")
@@ -198,6 +200,24 @@ def test_the_status_page_shows_no_coordinates(served):
     page = client.get("/status").text
     assert "Recording</th><td>no" in page and "GPS fix" in page and "Uploads</th><td>none" in page
     assert "48.13" not in page and "11.58" not in page and "(hidden)" in page
+
+
+def test_the_status_page_shows_the_last_doctor_preview_to_a_session_only(served, tmp_path):
+    doctor_config = tmp_path / "doctor.yaml"
+    doctor_config.write_text(served.config.read_text() + "redact:\n  masks: [{name: dashboard screen, points: "
+                             "[[0, 0.75], [1, 0.75], [1, 1], [0, 1]]}]\n")
+    client = _login(served)
+    assert client.get("/doctor-preview.jpg").status_code == 404 and 'id="preview"' not in client.get("/status").text
+    subprocess.run(dashcam_command("doctor", "--config", str(doctor_config), "--gps-seconds", "0.1"),
+                   capture_output=True, text=True, timeout=300)
+    assert 'id="preview"' in client.get("/status").text
+    response = client.get("/doctor-preview.jpg")
+    assert response.status_code == 200 and response.headers["content-type"] == "image/jpeg"
+    image = cv2.imdecode(np.frombuffer(response.content, np.uint8), cv2.IMREAD_COLOR)
+    height = image.shape[0]
+    assert image[int(height * 0.76):].max() <= 8 and image[:int(height * 0.7)].std() > 20  # masked; a scene above
+    anonymous = httpx.Client(base_url=served.url, timeout=30)
+    assert anonymous.get("/doctor-preview.jpg").status_code == 401
 
 
 def test_with_tls_the_app_serves_https_with_a_self_signed_certificate_and_a_secure_cookie(tmp_path):
