@@ -38,7 +38,7 @@ from edge.config import Config, config_digest, describe_defaults, load_config
 from edge.detect.factory import build_detectors, guarded, model_ids
 from edge.detect.guard import GuardedDetector
 from edge.doctor import FAIL, DoctorOptions, run_doctor
-from edge.errors import (SourceError, UserError, interrupted_by, raise_pending_stop, stop_answered,
+from edge.errors import (ConfigError, SourceError, UserError, interrupted_by, raise_pending_stop, stop_answered,
                          unwind_on_stop_signals)
 from edge.evidence.chain import SegmentSigner, SigningContext
 from edge.evidence.keys import DeviceKey, key_dir, public_pem
@@ -49,6 +49,7 @@ from edge.gps.reader import SerialGpsReader, describe_fix
 from edge.gps import FixProvider
 from edge.gps.choose import location_provider
 from edge.gps.stamp import LocationStamper
+from edge.parking import GpsStillness, IgnitionSense, ParkingMode
 from edge.pipeline import Pipeline, RunStats
 from edge.record.atomic import is_regular_file, make_output_folder, open_regular, write_atomic
 from edge.record.button import GpioLockButton
@@ -56,6 +57,8 @@ from edge.record.encoder import EncoderSettings
 from edge.record.export import export as export_segments
 from edge.record.export import resolve as resolve_segments
 from edge.record.gpx import export_gpx
+from edge.record.gsensor import GSensorLock
+from edge.record.ignition import GpioIgnition, SupplyVoltage
 from edge.record.index import TripsIndex
 from edge.record.lease import LOCK_SIGNAL, running_recorder, signal_lock
 from edge.record.loop import LoopOptions, LoopStore
@@ -257,15 +260,19 @@ def cmd_run(args: argparse.Namespace) -> int:
                 if config.source.is_live else None)
     web = _start_web(config, store.folder, key, location) if config.web.enabled else None
     sinks = [Outlet(recorder, "recorder")] + ([web.preview_outlet] if web else [])
+    parking, ignition = _parking_mode(config, stop, location) if config.parking.enabled else (None, None)
+    gsensor = GSensorLock.open(config.gsensor, _on_jolt(recorder, parking))
     pipeline = Pipeline(source, detector, redactor, sinks, stop=stop,
                         max_frames=max_frames, stamper=stamper, tracking=config.track, live=config.source.is_live,
-                        on_frame_stored=Watchdog().frame_stored, governor=governor)
+                        on_frame_stored=Watchdog().frame_stored, governor=governor, gate=parking)
     print(f"dashcam: recording {source.name} ({source.width}x{source.height} @ {source.fps:.2f} fps) "
           f"to {directory}/ ... Ctrl-C stops, `dashcam lock` keeps an incident", file=sys.stderr)
     if location:
         location.start()
     if button:
         button.start()
+    if gsensor:
+        gsensor.start()
     if governor:
         governor.start()
     notify("READY=1")  # systemd Type=notify: started; WATCHDOG=1 now follows stored frames
@@ -278,6 +285,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             governor.stop()
         if button:
             button.stop()
+        if gsensor:
+            gsensor.stop()
+        if ignition is not None:
+            ignition.close()
         if location:
             location.stop()
         source.close()
@@ -286,10 +297,44 @@ def cmd_run(args: argparse.Namespace) -> int:
     _print_run_summary(stats, [info.video_path for info in recorder.finished])
     if signer.failed:
         print(f"signing                {signer.failed} segments could not be signed now; they are at the next start")
+    if gsensor:
+        print(f"G-sensor               {gsensor.events} incident locks ({gsensor.read_errors} unreadable samples)")
+    if parking:
+        print(f"parking mode           {stats.parked_skipped} frames skipped while parked, {parking.events} events "
+              f"recorded at full rate{'; stopped: ' + parking.stop_reason if parking.stop_reason else ''}")
     if isinstance(source, ReconnectingSource) and source.blind_periods:
         print(f"camera blind           {source.blind_seconds:.1f} s in {source.blind_periods} outages")
     _write_stats(args.stats_json, stats)
     return 0
+
+
+def _on_jolt(recorder: SegmentRecorder, parking: ParkingMode | None) -> Callable[[int], None]:
+    """A G-sensor impact locks the incident around its onset and, while parked, records at full rate."""
+    def on_jolt(onset_mono_ns: int) -> None:
+        recorder.request_lock(onset_mono_ns)
+        if parking is not None:
+            parking.on_jolt()
+    return on_jolt
+
+
+def _parking_mode(config: Config, stop: threading.Event, location: FixProvider | None
+                  ) -> tuple[ParkingMode, GpioIgnition | None]:
+    """Parking mode with the configured ignition sense; the GPIO line, if any, is returned to be closed."""
+    parking = config.parking
+    voltage = (SupplyVoltage(Path(parking.voltage_path), parking.voltage_scale, parking.ignition_on_volts)
+               if parking.voltage_path else None)
+    line = GpioIgnition.open(parking.gpio_line, parking.gpio_active_low) if parking.ignition == "gpio" else None
+    ignition: IgnitionSense
+    if line is not None:
+        ignition = line
+    elif parking.ignition == "gps":
+        if location is None:
+            raise ConfigError("parking.ignition is gps but there is no GPS receiver (gps.source)")
+        ignition = GpsStillness(location, parking.still_minutes * 60)
+    else:
+        assert voltage is not None  # config_from_dict demands voltage_path for ignition voltage
+        ignition = voltage
+    return ParkingMode(parking, ignition, voltage.volts if voltage else None, stop), line
 
 
 def _open_signer(store: LoopStore, key: DeviceKey, config: Config) -> SegmentSigner:

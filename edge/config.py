@@ -290,6 +290,66 @@ class RecordConfig:
                                     max=86400.0)
 
 
+GSensorSource = Literal["none", "iio", "i2c"]
+GSensorChip = Literal["mpu6050", "adxl345"]
+GSensorSensitivity = Literal["low", "medium", "high"]
+
+
+@dataclass(frozen=True)
+class GSensorConfig:
+    source: GSensorSource = _opt("none", "accelerometer whose jolts lock an incident: none (off), iio (a chip with a "
+                                 "kernel driver, under /sys/bus/iio), i2c (a chip without one; needs smbus2)")
+    iio_device: str = _opt("", "for source iio: iio:deviceN, its folder, or the chip's name such as lis3dh (empty = "
+                           "the first accelerometer found)")
+    i2c_bus: int = _opt(1, "for source i2c: N of /dev/i2c-N (1 = a Raspberry Pi's header pins 3 and 5)", min=0,
+                        max=255)
+    i2c_chip: GSensorChip = _opt("mpu6050", "for source i2c: the chip, mpu6050 or adxl345")
+    i2c_address: int = _opt(0, "for source i2c: the chip's address, e.g. 0x69 (0 = the chip's default: 0x68 "
+                            "mpu6050, 0x53 adxl345)", min=0, max=0x77)
+    sensitivity: GSensorSensitivity = _opt("medium", "jolt that locks, beyond gravity: high 1.5 g, medium 2.5 g, "
+                                           "low 3.5 g")
+    threshold_g: float = _opt(0.0, "jolt in g beyond gravity that locks, instead of sensitivity's (0 = from "
+                              "sensitivity)", min=0.0, max=16.0)
+    min_duration_ms: float = _opt(20.0, "the jolt must last this long: a pothole's spike is shorter, a crash longer",
+                                  min=0.0, max=1000.0)
+    rate_hz: float = _opt(100.0, "samples per second (below about 100 a pothole's spike looks as long as a crash)",
+                          min=50.0, max=400.0)
+    cooldown_s: float = _opt(10.0, "no second lock for this long after one", min=0.0, max=3600.0)
+
+
+IgnitionSense = Literal["gpio", "voltage", "gps"]
+
+
+@dataclass(frozen=True)
+class ParkingConfig:
+    enabled: bool = _opt(False, "when the car is off, record at parking.fps and at full rate only around motion "
+                                "or a G-sensor jolt; every frame is redacted as when driving")
+    ignition: IgnitionSense = _opt("voltage", "how dashcam knows the car is off: gpio (a line wired to the "
+                                              "ignition through a divider or optocoupler), voltage (the supply "
+                                              "voltage from a sysfs file: the alternator charges at 13-14.5 V, a "
+                                              "resting battery is under 13 V) or gps (standing still for "
+                                              "still_minutes)")
+    gpio_line: str = _opt("", "for ignition gpio: CHIP:LINE, e.g. gpiochip0:27 (needs the gpiod package)")
+    gpio_active_low: bool = _opt(False, "for ignition gpio: the line reads low while the ignition is on")
+    voltage_path: str = _opt("", "for ignition voltage: a sysfs file with the supply voltage, e.g. "
+                                 "/sys/class/power_supply/<name>/voltage_now or an ADC's in_voltageN_raw")
+    voltage_scale: float = _opt(1e-6, "volts per unit of that file (voltage_now is in microvolts: 1e-6; an ADC "
+                                      "behind a divider: its scale times the divider's ratio)", min=1e-9, max=1e3)
+    ignition_on_volts: float = _opt(13.2, "for ignition voltage: at or above this the engine runs (charging)",
+                                    min=5.0, max=60.0)
+    battery_stop_volts: float = _opt(12.0, "stop recording when the supply falls below this, so the car still "
+                                           "starts (a 12 V battery at 12.0 V is about half charged; 0 = never, or "
+                                           "no voltage file)", min=0.0, max=60.0)
+    still_minutes: float = _opt(5.0, "for ignition gps: parked after standing still this long", min=0.5, max=120.0)
+    fps: float = _opt(2.0, "frames kept per second while parked and nothing moves", min=0.5, max=10.0)
+    motion_share: float = _opt(0.004, "share of a 160x90 thumbnail that must change between two kept frames to "
+                                      "count as motion (0.004: about 58 pixels, a person walking past at 10 m)",
+                               min=0.0005, max=0.5)
+    event_seconds: float = _opt(20.0, "after motion or a jolt, record at the camera's full rate this long",
+                                min=1.0, max=600.0)
+    max_hours: float = _opt(12.0, "stop recording after this long parked (0 = never)", min=0.0, max=240.0)
+
+
 @dataclass(frozen=True)
 class PrivacyZone:
     name: str = _opt("", "a label for logs, e.g. home (never the coordinates)")
@@ -359,6 +419,9 @@ class Config:
     redact: RedactConfig = _section(RedactConfig, "how detected regions are hidden")
     stamp: StampConfig = _section(StampConfig, "optional burned-in time and speed on recorded frames (dashcam run)")
     record: RecordConfig = _section(RecordConfig, "segment files")
+    parking: ParkingConfig = _section(ParkingConfig, "parking mode: low-rate recording while the car is off")
+    gsensor: GSensorConfig = _section(GSensorConfig, "accelerometer (G-sensor) that locks an incident on a crash's "
+                                      "jolt (off by default)")
     evidence: EvidenceConfig = _section(EvidenceConfig, "signed manifests: the device key (see `dashcam verify`)")
     upload: UploadConfig = _section(UploadConfig, "opt-in upload of anonymized footage with rclone (off by default)")
     web: WebConfig = _section(WebConfig, "the local web app: trips, clips, lock, export, live view, status")
@@ -438,6 +501,7 @@ def config_from_dict(data: Any, origin: str = "<config>") -> Config:
         raise ConfigError(f"{origin}: detect.plates.photo_tile_scale ({plates.photo_tile_scale}) must be 0 (off) or "
                           "at least 1: tiles of a shrunk photo show plates smaller than the whole-photo pass does")
     _check_masks(config.redact.masks, origin)
+    _check_parking(config.parking, origin)
     _check_timezone(config.stamp.timezone, origin)
     if plates.road_top >= plates.road_bottom:
         raise ConfigError(f"{origin}: detect.plates.road_top ({plates.road_top}) must be above "
@@ -452,6 +516,20 @@ def _check_masks(masks: list[PrivacyMask], origin: str) -> None:
         if polygon_area(mask.points) <= 0.0:
             raise ConfigError(f"{origin}: redact.masks[{i}].points enclose no area (all on one line): "
                               "list the polygon's corners in order")
+
+
+def _check_parking(parking: ParkingConfig, origin: str) -> None:
+    if not parking.enabled:
+        return
+    if parking.ignition == "gpio" and not parking.gpio_line:
+        raise ConfigError(f"{origin}: parking.ignition is gpio but parking.gpio_line is empty: name the line, "
+                          "e.g. gpiochip0:27")
+    if parking.ignition == "voltage" and not parking.voltage_path:
+        raise ConfigError(f"{origin}: parking.ignition is voltage but parking.voltage_path is empty: name the "
+                          "sysfs file with the supply voltage")
+    if parking.battery_stop_volts >= parking.ignition_on_volts:
+        raise ConfigError(f"{origin}: parking.battery_stop_volts ({parking.battery_stop_volts}) must be below "
+                          f"parking.ignition_on_volts ({parking.ignition_on_volts})")
 
 
 def _check_timezone(name: str, origin: str) -> None:

@@ -59,6 +59,12 @@ class FrameStamper(Protocol):
         """Attach location and time; False when the frame must not be recorded."""
 
 
+class FrameGate(Protocol):
+    """Decides, in the capture thread, whether a raw frame goes on at all (parking mode's low rate)."""
+
+    def admit(self, frame: Frame) -> bool: ...
+
+
 class Governor(Protocol):
     """Degrades a live run in a privacy-safe order when the board runs hot (edge.thermal.HeatGovernor)."""
 
@@ -81,6 +87,7 @@ class RunStats:
     detector_failures: int = 0
     detector_timeouts: int = 0  # of the failures: the deadline passed (detect.timeout_ms, offline_timeout_ms)
     paused_in_zone: int = 0
+    parked_skipped: int = 0  # turned away by parking mode's low rate: never redacted, never stored
     dropped_overload: int = 0
     stale_frames: int = 0  # blurred whole: bracketing keyframes too far apart, missing, or across a cut
     scene_cuts: int = 0
@@ -149,7 +156,8 @@ class Pipeline:
                  stop: threading.Event | None = None, max_frames: int = 0, stamper: FrameStamper | None = None,
                  tracking: TrackConfig | None = None, live: bool = False,
                  on_detections: DetectionObserver | None = None,
-                 on_frame_stored: Callable[[], None] | None = None, governor: Governor | None = None) -> None:
+                 on_frame_stored: Callable[[], None] | None = None, governor: Governor | None = None,
+                 gate: FrameGate | None = None) -> None:
         self._source = source
         self._detector = detector
         self._redactor = redactor
@@ -163,6 +171,7 @@ class Pipeline:
         self._on_detections = on_detections
         self._on_frame_stored = on_frame_stored  # a liveness heartbeat (systemd watchdog); must be cheap
         self._governor = governor
+        self._gate = gate
         self._line = _DelayLine()
         self._cuts = SceneCutDetector(self._tracking.scene_cut_threshold)
         self._motion = MotionEstimator()
@@ -236,6 +245,9 @@ class Pipeline:
                 stats.frames_captured += 1
                 if self._stamper is not None and not self._stamper.stamp(frame):
                     stats.paused_in_zone += 1  # inside a privacy zone with pausing on: never stored
+                    continue
+                if self._gate is not None and not self._gate.admit(frame):
+                    stats.parked_skipped += 1
                     continue
                 thumb = thumbnail(frame.image_bgr)
                 with line.cond:

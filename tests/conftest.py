@@ -211,3 +211,29 @@ def fill_disk(folder: Path, leave_bytes: int = 0) -> Path:
 def free_bytes(folder: Path) -> int:
     info = os.statvfs(folder)
     return info.f_bavail * info.f_frsize
+
+
+# ---- a fake accelerometer in sysfs (the G-sensor's hardware edge) ---------------------------------------------
+
+def write_sysfs(path: Path, value: object) -> None:
+    """As the kernel shows an attribute: text and a newline; replaced whole, so a reader never sees half of it."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(f"{value}\n")
+    os.replace(partial, path)
+
+
+def make_iio_device(root: Path, index: int, name: str | None = "lis3dh",
+                    raw: tuple[int, int, int] | None = (0, 0, 1000), **attributes: object) -> Path:
+    """iio:deviceN with `name`, in_accel_{x,y,z}_raw (None: not an accelerometer) and further attributes, by
+    default a shared scale of 1 mg per count."""
+    folder = root / f"iio:device{index}"
+    folder.mkdir(parents=True)
+    if name is not None:
+        write_sysfs(folder / "name", name)
+    if raw is not None:
+        for axis, value in zip("xyz", raw):
+            write_sysfs(folder / f"in_accel_{axis}_raw", value)
+        attributes = {"in_accel_scale": "0.009806650", **attributes}
+    for attribute, value in attributes.items():
+        write_sysfs(folder / attribute, value)
+    return folder
