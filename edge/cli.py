@@ -65,10 +65,10 @@ from edge.record.loop import LoopOptions, LoopStore
 from edge.record.segments import SegmentRecorder
 from edge.record.store import UPLOAD_QUEUE_NAME, RecordingsFolder
 from edge.redact import Redactor
-from edge.service import Watchdog, notify
+from edge.service import CamerasWatchdog, notify
 from edge.stamp import FrameStamp
 from edge.sinks import Outlet, SinkPolicy
-from edge.thermal import governor_for
+from edge.thermal import HeatGovernor, governor_for
 from edge.web.auth import DOCTOR_NAME, PREVIEW_NAME, PasswordStore, web_state_dir
 from edge.upload.queue import UploadQueue
 from edge.upload.uploader import Uploader
@@ -127,6 +127,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--recordings", type=Path, help="folder for segments (overrides record.directory)")
     run.add_argument("--max-frames", type=int, help="stop after this many frames")
     run.add_argument("--fast", action="store_true", help="replay a video source as fast as possible")
+    run.add_argument("--camera", action="append", metavar="NAME",
+                     help="record only this camera of the config's cameras list (repeat for several; default: all)")
     run.set_defaults(handler=cmd_run)
 
     anonymize = sub.add_parser("anonymize", help="anonymize video and image files into another folder")
@@ -226,93 +228,218 @@ def _guarded_detector(config: Config, live: bool) -> GuardedDetector:
 
 def cmd_run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    if args.fast:
-        config = dataclasses.replace(config, source=dataclasses.replace(config.source, realtime=False))
-    directory = args.recordings or Path(config.record.directory)
-    detector = _guarded_detector(config, live=config.source.is_live)
+    selected = _selected_cameras(config, args.camera)
     stop = _install_stop_handlers()
-    source = _open_camera(config, stop)
-    location = location_provider(config.gps, config.source.kind, media_clock(source))
-    policy = LocationPolicy.from_config(config.gps)
-    stamp = FrameStamp(config.stamp, policy if location else None) if config.stamp.enabled else None
-    redactor = Redactor(config.redact, overlay=stamp)
-    signal.signal(LOCK_SIGNAL, signal.SIG_IGN)  # until the recorder exists: a lock then must not kill us
+    signal.signal(LOCK_SIGNAL, signal.SIG_IGN)  # until the recorders exist: a lock then must not kill us
     key = DeviceKey.load_or_create(key_dir(config.evidence.key_dir))
-    store = LoopStore.open(directory, LoopOptions.from_config(config.record))  # lease, recovery, index, retention
-    signer = _open_signer(store, key, config)
-    recorder = SegmentRecorder(store, source.width, source.height, source.fps, config.record.segment_seconds,
-                               EncoderSettings.from_config(config.record), model_ids(config.detect), source.name,
-                               location_policy=policy if location else None,
-                               track_interval_s=config.gps.track_interval_s)
-    signer.watch(store, recorder.events)
-    uploader = Uploader.open(store.folder, config.upload, key) if config.upload.enabled else None
-    if uploader:
-        uploader.watch(store, recorder.events)
-        uploader.start()
-    signal.signal(LOCK_SIGNAL, lambda _signum, _frame: recorder.request_lock())
-    button = (GpioLockButton.open(config.record.lock_gpio_line, recorder.request_lock)
-              if config.record.lock_gpio_line else None)
-    max_frames = args.max_frames if args.max_frames is not None else config.source.max_frames
-    stamper = LocationStamper(location, policy) if location else None
-    # Live runs slow detection, then lower face resolution, then blur whole frames when the board runs hot.
-    governor = (governor_for(detector.detectors, read_sensors, config.track.detect_every,
-                             config.detect.faces.input_long_side, config.track.delay_frames, source.fps)
-                if config.source.is_live else None)
-    web = _start_web(config, store.folder, key, location) if config.web.enabled else None
-    sinks = [Outlet(recorder, "recorder")] + ([web.preview_outlet] if web else [])
-    parking, ignition = _parking_mode(config, stop, location) if config.parking.enabled else (None, None)
-    gsensor = GSensorLock.open(config.gsensor, _on_jolt(recorder, parking))
-    pipeline = Pipeline(source, detector, redactor, sinks, stop=stop,
-                        max_frames=max_frames, stamper=stamper, tracking=config.track, live=config.source.is_live,
-                        on_frame_stored=Watchdog().frame_stored, governor=governor, gate=parking)
-    print(f"dashcam: recording {source.name} ({source.width}x{source.height} @ {source.fps:.2f} fps) "
-          f"to {directory}/ ... Ctrl-C stops, `dashcam lock` keeps an incident", file=sys.stderr)
-    if location:
-        location.start()
-    if button:
-        button.start()
-    if gsensor:
-        gsensor.start()
-    if governor:
-        governor.start()
-    notify("READY=1")  # systemd Type=notify: started; WATCHDOG=1 now follows stored frames
+    cameras: list[_CameraRun] = []
+    shared = _SharedRun(stop, key, CamerasWatchdog([name for name, _ in selected]))
     try:
-        stats = pipeline.run()
+        for name, camera_config in selected:
+            if args.fast:
+                camera_config = dataclasses.replace(camera_config, source=dataclasses.replace(camera_config.source,
+                                                                                                realtime=False))
+            directory = _camera_directory(args.recordings, name, camera_config, several=len(selected) > 1)
+            cameras.append(_open_camera_run(name, camera_config, directory, shared, args.max_frames))
+        _record(config, cameras, shared)
     finally:
-        if web:
-            web.stop()
-        if governor:
-            governor.stop()
-        if button:
-            button.stop()
-        if gsensor:
-            gsensor.stop()
-        if ignition is not None:
-            ignition.close()
-        if location:
-            location.stop()
-        source.close()
-        detector.close()
-        store.close()  # when the pipeline did not get to: the signer finishes, the lease is released
-    _print_run_summary(stats, [info.video_path for info in recorder.finished])
-    if signer.failed:
-        print(f"signing                {signer.failed} segments could not be signed now; they are at the next start")
-    if gsensor:
-        print(f"G-sensor               {gsensor.events} incident locks ({gsensor.read_errors} unreadable samples)")
-    if parking:
-        print(f"parking mode           {stats.parked_skipped} frames skipped while parked, {parking.events} events "
-              f"recorded at full rate{'; stopped: ' + parking.stop_reason if parking.stop_reason else ''}")
-    if isinstance(source, ReconnectingSource) and source.blind_periods:
-        print(f"camera blind           {source.blind_seconds:.1f} s in {source.blind_periods} outages")
-    _write_stats(args.stats_json, stats)
+        for camera in cameras:
+            camera.close()
+        shared.close()
+    for camera in cameras:
+        _print_camera_summary(camera, shared, several=len(cameras) > 1)
+    _write_run_stats(args.stats_json, cameras)
+    if errors := [camera.error for camera in cameras if camera.error is not None]:
+        raise errors[0]
     return 0
 
 
-def _on_jolt(recorder: SegmentRecorder, parking: ParkingMode | None) -> Callable[[int], None]:
-    """A G-sensor impact locks the incident around its onset and, while parked, records at full rate."""
+def _selected_cameras(config: Config, names: list[str] | None) -> list[tuple[str, Config]]:
+    """The cameras this process records: all of `cameras:` (or the one top-level camera), or those named."""
+    runs = config.camera_runs()
+    if not names:
+        return runs
+    known = [name for name, _ in runs if name]
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise ConfigError(f"--camera {unknown[0]}: no such camera in the config (cameras: "
+                          f"{', '.join(known) or 'none; the config has no cameras list'})")
+    return [(name, camera) for name, camera in runs if name in names]
+
+
+def _camera_directory(recordings: Path | None, name: str, config: Config, several: bool) -> Path:
+    """--recordings overrides record.directory; with several cameras, each gets its own folder under it."""
+    if recordings is None:
+        return Path(config.record.directory)
+    return recordings / name if several else recordings
+
+
+@dataclasses.dataclass
+class _SharedRun:
+    """What the cameras of one `dashcam run` share: the stop event, the device key, the GPS receiver, the lock
+    triggers (signal, button, G-sensor), the web app and the systemd watchdog."""
+
+    stop: threading.Event
+    key: DeviceKey
+    watchdog: CamerasWatchdog
+    location: FixProvider | None = None
+    location_opened: bool = False
+    button: GpioLockButton | None = None
+    gsensor: GSensorLock | None = None
+    web: _RunningWeb | None = None
+
+    def close(self) -> None:
+        for part in (self.web, self.button, self.gsensor, self.location):
+            if part is not None:
+                part.stop()
+
+
+@dataclasses.dataclass
+class _CameraRun:
+    """One camera of `dashcam run`: its source, detectors, store, recorder, pipeline and, after the run, stats."""
+
+    name: str
+    config: Config
+    directory: Path
+    source: FrameSource
+    detector: GuardedDetector
+    redactor: Redactor
+    store: LoopStore
+    signer: SegmentSigner
+    recorder: SegmentRecorder
+    max_frames: int
+    stamper: LocationStamper | None = None
+    governor: HeatGovernor | None = None
+    parking: ParkingMode | None = None
+    ignition: GpioIgnition | None = None
+    stats: RunStats | None = None
+    error: BaseException | None = None
+
+    def pipeline(self, shared: _SharedRun, extra_sinks: list[Outlet]) -> Pipeline:
+        return Pipeline(self.source, self.detector, self.redactor, [Outlet(self.recorder, "recorder"), *extra_sinks],
+                        stop=shared.stop, max_frames=self.max_frames, stamper=self.stamper, tracking=self.config.track,
+                        live=self.config.source.is_live, on_frame_stored=shared.watchdog.stored_by(self.name),
+                        governor=self.governor, gate=self.parking)
+
+    def record(self, pipeline: Pipeline, stop: threading.Event) -> None:
+        """Run the pipeline in the caller's thread; an error stops every camera and is kept to raise later."""
+        try:
+            self.stats = pipeline.run()
+        except BaseException as exc:  # noqa: BLE001 - kept; cmd_run raises it once every camera is closed
+            self.error = exc
+            stop.set()
+
+    def close(self) -> None:
+        if self.governor:
+            self.governor.stop()
+        if self.ignition is not None:
+            self.ignition.close()
+        self.source.close()
+        self.detector.close()
+        self.store.close()  # when the pipeline did not get to: the signer finishes, the lease is released
+
+
+def _open_camera_run(name: str, config: Config, directory: Path, shared: _SharedRun, max_frames: int | None
+                     ) -> _CameraRun:
+    """Everything one camera needs, opened in order; the first camera's clock drives a GPS replay."""
+    detector = _guarded_detector(config, live=config.source.is_live)
+    source = _open_camera(config, shared.stop)
+    if not shared.location_opened:
+        shared.location = location_provider(config.gps, config.source.kind, media_clock(source))
+        shared.location_opened = True
+    location = shared.location
+    policy = LocationPolicy.from_config(config.gps)
+    stamp = FrameStamp(config.stamp, policy if location else None) if config.stamp.enabled else None
+    store = LoopStore.open(directory, LoopOptions.from_config(config.record))  # lease, recovery, index, retention
+    signer = _open_signer(store, shared.key, config)
+    recorder = SegmentRecorder(store, source.width, source.height, source.fps, config.record.segment_seconds,
+                               EncoderSettings.from_config(config.record), model_ids(config.detect), source.name,
+                               location_policy=policy if location else None,
+                               track_interval_s=config.gps.track_interval_s, camera=name)
+    signer.watch(store, recorder.events)
+    camera = _CameraRun(name, config, directory, source, detector, Redactor(config.redact, overlay=stamp), store,
+                        signer, recorder, max_frames if max_frames is not None else config.source.max_frames)
+    if config.upload.enabled:
+        uploader = Uploader.open(store.folder, config.upload, shared.key)
+        uploader.watch(store, recorder.events)
+        uploader.start()
+    camera.stamper = LocationStamper(location, policy) if location else None
+    # Live runs slow detection, then lower face resolution, then blur whole frames when the board runs hot.
+    camera.governor = (governor_for(detector.detectors, read_sensors, config.track.detect_every,
+                                    config.detect.faces.input_long_side, config.track.delay_frames, source.fps)
+                       if config.source.is_live else None)
+    if config.parking.enabled:
+        camera.parking, camera.ignition = _parking_mode(config, shared.stop, location)
+    return camera
+
+
+def _record(config: Config, cameras: list[_CameraRun], shared: _SharedRun) -> None:
+    """Start the shared lock triggers and the web app, then record every camera until the stop (or the end)."""
+    recorders = [camera.recorder for camera in cameras]
+    parkings = [camera.parking for camera in cameras if camera.parking is not None]
+
+    def lock_all(t_mono_ns: int | None = None) -> None:
+        for recorder in recorders:
+            recorder.request_lock(t_mono_ns)
+
+    signal.signal(LOCK_SIGNAL, lambda _signum, _frame: lock_all())
+    if config.record.lock_gpio_line:
+        shared.button = GpioLockButton.open(config.record.lock_gpio_line, lock_all)
+    shared.gsensor = GSensorLock.open(config.gsensor, _on_jolt(lock_all, parkings))
+    first = cameras[0]
+    if config.web.enabled:
+        shared.web = _start_web(config, first.store.folder, shared.key, shared.location)
+    pipelines = [camera.pipeline(shared, [shared.web.preview_outlet] if shared.web and camera is first else [])
+                 for camera in cameras]
+    for camera in cameras:
+        print(f"dashcam: recording {camera.source.name} ({camera.source.width}x{camera.source.height} @ "
+              f"{camera.source.fps:.2f} fps) to {camera.directory}/ ... Ctrl-C stops, `dashcam lock` keeps an "
+              "incident", file=sys.stderr)
+    for part in (shared.location, shared.button, shared.gsensor):
+        if part is not None:
+            part.start()
+    for camera in cameras:
+        if camera.governor:
+            camera.governor.start()
+    notify("READY=1")  # systemd Type=notify: started; WATCHDOG=1 now follows stored frames
+    if len(cameras) == 1:
+        first.record(pipelines[0], shared.stop)
+        return
+    threads = [threading.Thread(target=camera.record, args=(pipeline, shared.stop), name=f"camera-{camera.name}")
+               for camera, pipeline in zip(cameras, pipelines)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        while thread.is_alive():  # a timed join: Ctrl-C's handler runs in this thread between waits
+            thread.join(0.5)
+
+
+def _print_camera_summary(camera: _CameraRun, shared: _SharedRun, several: bool) -> None:
+    if camera.stats is None:
+        return
+    if several:
+        print(f"\n== camera {camera.name} ==")
+    _print_run_summary(camera.stats, [info.video_path for info in camera.recorder.finished])
+    if camera.signer.failed:
+        print(f"signing                {camera.signer.failed} segments could not be signed now; they are at the "
+              "next start")
+    if shared.gsensor and camera is not None:
+        print(f"G-sensor               {shared.gsensor.events} incident locks ({shared.gsensor.read_errors} "
+              "unreadable samples)")
+    if camera.parking:
+        reason = camera.parking.stop_reason
+        print(f"parking mode           {camera.stats.parked_skipped} frames skipped while parked, "
+              f"{camera.parking.events} events recorded at full rate{'; stopped: ' + reason if reason else ''}")
+    if isinstance(camera.source, ReconnectingSource) and camera.source.blind_periods:
+        print(f"camera blind           {camera.source.blind_seconds:.1f} s in {camera.source.blind_periods} outages")
+
+
+def _on_jolt(lock_all: Callable[[int], None], parkings: list[ParkingMode]) -> Callable[[int], None]:
+    """A G-sensor impact locks the incident around its onset on every camera and, while parked, records at full
+    rate."""
     def on_jolt(onset_mono_ns: int) -> None:
-        recorder.request_lock(onset_mono_ns)
-        if parking is not None:
+        lock_all(onset_mono_ns)
+        for parking in parkings:
             parking.on_jolt()
     return on_jolt
 
@@ -422,6 +549,18 @@ def _write_stats(path: Path | None, stats: RunStats) -> None:
     if path is None:
         return
     write_atomic(path, (json.dumps(stats.to_dict(), indent=2) + "\n").encode())
+
+
+def _write_run_stats(path: Path | None, cameras: list[_CameraRun]) -> None:
+    """One camera: its counters, as `_write_stats`; several: {"cameras": {name: counters}}."""
+    done = {camera.name: camera.stats for camera in cameras if camera.stats is not None}
+    if path is None or not done:
+        return
+    if len(cameras) == 1:
+        _write_stats(path, next(iter(done.values())))
+        return
+    data = {"cameras": {name: stats.to_dict() for name, stats in done.items()}}
+    write_atomic(path, (json.dumps(data, indent=2) + "\n").encode())
 
 
 def _print_run_summary(stats: RunStats, files: list[Path]) -> None:

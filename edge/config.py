@@ -411,6 +411,25 @@ class WebConfig:
 
 
 @dataclass(frozen=True)
+class CameraConfig:
+    name: str = _opt("", "the camera's name, e.g. front, cabin or rear (letters, digits, - and _): it names the "
+                         "camera's segment folder and its entry in the summary")
+    source: SourceConfig = _section(SourceConfig, "this camera's input")
+    detect: DetectConfig = _section(DetectConfig, "this camera's detectors (a cabin needs faces far more than plates)")
+    track: TrackConfig = _section(TrackConfig, "this camera's detection cadence and tracking")
+    redact: RedactConfig = _section(RedactConfig, "how this camera's regions are hidden, and its fixed masks")
+    stamp: StampConfig = _section(StampConfig, "this camera's burned-in stamp")
+    record: RecordConfig = _section(RecordConfig, "this camera's segments (directory: default <record.directory>/"
+                                                  "<name>)")
+    parking: ParkingConfig = _section(ParkingConfig, "this camera in parking mode")
+
+
+# The sections a camera of `cameras:` may set; what it leaves out it takes from the top level.
+CAMERA_SECTIONS = tuple(f.name for f in dataclasses.fields(CameraConfig) if f.name != "name")
+CAMERA_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}")
+
+
+@dataclass(frozen=True)
 class Config:
     source: SourceConfig = _section(SourceConfig, "camera or file input")
     gps: GpsConfig = _section(GpsConfig, "GPS receiver and location privacy")
@@ -425,6 +444,21 @@ class Config:
     evidence: EvidenceConfig = _section(EvidenceConfig, "signed manifests: the device key (see `dashcam verify`)")
     upload: UploadConfig = _section(UploadConfig, "opt-in upload of anonymized footage with rclone (off by default)")
     web: WebConfig = _section(WebConfig, "the local web app: trips, clips, lock, export, live view, status")
+    cameras: list[CameraConfig] = _opt([], "several cameras recorded at once (front, cabin, rear), each with "
+                                           "its own source, detectors, masks and segment folder; each camera "
+                                           "takes every section it leaves out from the top level (empty = one "
+                                           "camera: the top-level source)")
+
+    def camera_runs(self) -> list[tuple[str, Config]]:
+        """(name, the config of that camera alone) for each camera; one unnamed entry without `cameras:`."""
+        if not self.cameras:
+            return [("", self)]
+        return [(camera.name, self.for_camera(camera)) for camera in self.cameras]
+
+    def for_camera(self, camera: CameraConfig) -> Config:
+        """This config with the camera's sections in place of the top-level ones, and no camera list."""
+        sections = {name: getattr(camera, name) for name in CAMERA_SECTIONS}
+        return dataclasses.replace(self, cameras=[], **sections)
 
 
 def config_digest(config: Config) -> str:
@@ -487,58 +521,111 @@ class _StrictLoader(yaml.SafeLoader):
 
 
 def config_from_dict(data: Any, origin: str = "<config>") -> Config:
+    if isinstance(data, dict) and "cameras" in data:
+        data = {**data, "cameras": _camera_entries(data, origin)}
     config = _build(Config, data, origin, prefix="")
-    if not (config.detect.faces.enabled or config.detect.plates.enabled):
-        raise ConfigError(f"{origin}: detect.faces.enabled and detect.plates.enabled are both false: "
-                          "nothing would be anonymized, so dashcam refuses to record")
-    track = config.track
-    if track.detect_every > track.max_gap_frames:
-        raise ConfigError(f"{origin}: track.detect_every ({track.detect_every}) is above track.max_gap_frames "
-                          f"({track.max_gap_frames}): every frame between detections would be blurred whole")
     _check_upload(config.upload, origin)
-    plates = config.detect.plates
-    if 0 < plates.photo_tile_scale < 1:
-        raise ConfigError(f"{origin}: detect.plates.photo_tile_scale ({plates.photo_tile_scale}) must be 0 (off) or "
-                          "at least 1: tiles of a shrunk photo show plates smaller than the whole-photo pass does")
-    _check_masks(config.redact.masks, origin)
-    _check_parking(config.parking, origin)
-    _check_timezone(config.stamp.timezone, origin)
-    if plates.road_top >= plates.road_bottom:
-        raise ConfigError(f"{origin}: detect.plates.road_top ({plates.road_top}) must be above "
-                          f"detect.plates.road_bottom ({plates.road_bottom})")
+    for i, (_name, camera) in enumerate(config.camera_runs()):
+        _check_camera(camera, origin, f"cameras[{i}]." if config.cameras else "")
     return config
 
 
-def _check_masks(masks: list[PrivacyMask], origin: str) -> None:
+def _camera_entries(data: dict, origin: str) -> list[dict]:
+    """Each camera's entry with the top-level sections it leaves out filled in (merged key by key), so the
+    loader checks every camera's full settings and names the camera's key in its messages."""
+    cameras = data["cameras"]
+    if not isinstance(cameras, list) or not all(isinstance(c, dict) for c in cameras):
+        raise ConfigError(f"{origin}: cameras: expected a list of cameras, each a mapping with a name")
+    if (data.get("redact") or {}).get("masks"):
+        raise ConfigError(f"{origin}: redact.masks is set at the top level but there are cameras: give each camera "
+                          "its own masks under cameras[N].redact.masks (a mask fits one camera's view)")
+    names: list[str] = []
+    entries = []
+    top_record = data.get("record")
+    top_directory = str(top_record.get("directory", RecordConfig.directory) if isinstance(top_record, dict)
+                        else RecordConfig.directory)  # a top-level record that is no mapping is refused below
+    for i, camera in enumerate(cameras):
+        name = camera.get("name")
+        if not isinstance(name, str) or not CAMERA_NAME.fullmatch(name):
+            raise ConfigError(f"{origin}: cameras[{i}].name: expected a name of letters, digits, - and _ "
+                              f"(such as front or cabin), got {name!r}")
+        if name in names:
+            raise ConfigError(f"{origin}: cameras[{i}].name: {name!r} is used twice")
+        names.append(name)
+        entry = {**camera}
+        for section in CAMERA_SECTIONS:
+            entry[section] = _merged(data.get(section), camera.get(section))
+        own_record = camera.get("record")
+        if isinstance(entry["record"], dict) and not (isinstance(own_record, dict) and "directory" in own_record):
+            entry["record"] = {**entry["record"], "directory": f"{top_directory.rstrip('/')}/{name}"}
+        entries.append(entry)
+    return entries
+
+
+def _merged(top: Any, own: Any) -> Any:
+    """`own` over `top`, mapping by mapping; anything else in `own` replaces `top` whole (lists included)."""
+    if own is None:
+        return top if top is not None else {}
+    if isinstance(top, dict) and isinstance(own, dict):
+        return {**top, **{key: _merged(top.get(key), value) if isinstance(value, dict) else value
+                          for key, value in own.items()}}
+    return own
+
+
+def _check_camera(config: Config, origin: str, scope: str) -> None:
+    """The checks across keys, for one camera's settings (`scope` names the camera in messages)."""
+    if not (config.detect.faces.enabled or config.detect.plates.enabled):
+        raise ConfigError(f"{origin}: {scope}detect.faces.enabled and {scope}detect.plates.enabled are both false: "
+                          "nothing would be anonymized, so dashcam refuses to record")
+    track = config.track
+    if track.detect_every > track.max_gap_frames:
+        raise ConfigError(f"{origin}: {scope}track.detect_every ({track.detect_every}) is above "
+                          f"{scope}track.max_gap_frames ({track.max_gap_frames}): every frame between detections "
+                          "would be blurred whole")
+    plates = config.detect.plates
+    if 0 < plates.photo_tile_scale < 1:
+        raise ConfigError(f"{origin}: {scope}detect.plates.photo_tile_scale ({plates.photo_tile_scale}) must be 0 "
+                          "(off) or at least 1: tiles of a shrunk photo show plates smaller than the whole-photo "
+                          "pass does")
+    _check_masks(config.redact.masks, origin, scope)
+    _check_parking(config.parking, origin, scope)
+    _check_timezone(config.stamp.timezone, origin, scope)
+    if plates.road_top >= plates.road_bottom:
+        raise ConfigError(f"{origin}: {scope}detect.plates.road_top ({plates.road_top}) must be above "
+                          f"{scope}detect.plates.road_bottom ({plates.road_bottom})")
+
+
+def _check_masks(masks: list[PrivacyMask], origin: str, scope: str = "") -> None:
     for i, mask in enumerate(masks):
         if not mask.points:
-            raise ConfigError(f"{origin}: redact.masks[{i}].points: a mask needs its polygon's corners")
+            raise ConfigError(f"{origin}: {scope}redact.masks[{i}].points: a mask needs its polygon's corners")
         if polygon_area(mask.points) <= 0.0:
-            raise ConfigError(f"{origin}: redact.masks[{i}].points enclose no area (all on one line): "
+            raise ConfigError(f"{origin}: {scope}redact.masks[{i}].points enclose no area (all on one line): "
                               "list the polygon's corners in order")
 
 
-def _check_parking(parking: ParkingConfig, origin: str) -> None:
+def _check_parking(parking: ParkingConfig, origin: str, scope: str = "") -> None:
     if not parking.enabled:
         return
+    key = f"{origin}: {scope}parking"
     if parking.ignition == "gpio" and not parking.gpio_line:
-        raise ConfigError(f"{origin}: parking.ignition is gpio but parking.gpio_line is empty: name the line, "
-                          "e.g. gpiochip0:27")
+        raise ConfigError(f"{key}.ignition is gpio but {scope}parking.gpio_line is empty: name the line, e.g. "
+                          "gpiochip0:27")
     if parking.ignition == "voltage" and not parking.voltage_path:
-        raise ConfigError(f"{origin}: parking.ignition is voltage but parking.voltage_path is empty: name the "
-                          "sysfs file with the supply voltage")
+        raise ConfigError(f"{key}.ignition is voltage but {scope}parking.voltage_path is empty: name the sysfs "
+                          "file with the supply voltage")
     if parking.battery_stop_volts >= parking.ignition_on_volts:
-        raise ConfigError(f"{origin}: parking.battery_stop_volts ({parking.battery_stop_volts}) must be below "
-                          f"parking.ignition_on_volts ({parking.ignition_on_volts})")
+        raise ConfigError(f"{key}.battery_stop_volts ({parking.battery_stop_volts}) must be below "
+                          f"{scope}parking.ignition_on_volts ({parking.ignition_on_volts})")
 
 
-def _check_timezone(name: str, origin: str) -> None:
+def _check_timezone(name: str, origin: str, scope: str = "") -> None:
     if not name:
         return
     try:
         zoneinfo.ZoneInfo(name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(f"{origin}: stamp.timezone: unknown time zone {name!r} (an IANA name such as "
+        raise ConfigError(f"{origin}: {scope}stamp.timezone: unknown time zone {name!r} (an IANA name such as "
                           "Europe/Berlin)") from None
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 import time
 from collections.abc import Callable
 
@@ -54,3 +55,25 @@ class Watchdog:
         self._last = now
         if self._send("WATCHDOG=1"):
             self.pings += 1
+
+
+class CamerasWatchdog:
+    """One watchdog for several cameras: it is fed only once every camera has stored a frame since the last
+    feed, so one wedged camera among working ones still gets the service restarted."""
+
+    def __init__(self, names: list[str], watchdog: Watchdog | None = None) -> None:
+        self._names = set(names)
+        self._watchdog = watchdog or Watchdog()
+        self._since_feed: set[str] = set()
+        self._lock = threading.Lock()
+
+    def stored_by(self, name: str) -> Callable[[], None]:
+        """The per-frame callback of camera `name`."""
+        def frame_stored() -> None:
+            with self._lock:
+                self._since_feed.add(name)
+                if self._since_feed < self._names:
+                    return
+                self._since_feed.clear()
+            self._watchdog.frame_stored()
+        return frame_stored

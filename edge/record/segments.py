@@ -102,8 +102,10 @@ class SegmentRecorder:
 
     def __init__(self, store: LoopStore, width: int, height: int, fps: float, segment_seconds: float,
                  settings: EncoderSettings, model_ids: dict[str, str], source_name: str,
-                 location_policy: LocationPolicy | None = None, track_interval_s: float = 1.0) -> None:
-        """`store` is opened (lease held, folder recovered, index open); nothing here touches the disk."""
+                 location_policy: LocationPolicy | None = None, track_interval_s: float = 1.0,
+                 camera: str = "") -> None:
+        """`store` is opened (lease held, folder recovered, index open); nothing here touches the disk. `camera`
+        names the camera in a car with several; its sidecars carry it."""
         self._store = store
         self._folder = store.folder
         self._size = (width, height)
@@ -114,6 +116,7 @@ class SegmentRecorder:
         self._settings = settings
         self._model_ids = model_ids
         self._source_name = source_name
+        self._camera = camera or None
         self._location_policy = location_policy
         self._track_interval_ns = int(track_interval_s * 1e9)
         self._loop = store.options
@@ -338,6 +341,7 @@ class SegmentRecorder:
             height=self._size[1],
             codec=segment.encoder.codec,
             source=self._source_name,
+            camera=self._camera,
             models=self._model_ids,
             redaction=RedactionCounts(faces=counts.faces, plates=counts.plates,
                                       whole_frame_redacted_frames=counts.whole_frame_redacted,

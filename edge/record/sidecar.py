@@ -9,6 +9,7 @@ Schema versions:
 - 1 (no `schema_version` key): written before 2026-12-05. `duration_s` may be missing; it
   is then frame count / fps, which is too short where frames were dropped.
 - 2: adds `schema_version`; otherwise the same keys.
+- 3: adds `camera`, the name of the camera in a car with several (`cameras:` in the config); absent for one.
 Keys this version does not know are kept in `extra` and written back, so a sidecar from a
 newer dashcam is not stripped when an older one locks it.
 """
@@ -20,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 class SidecarError(ValueError):
@@ -61,6 +62,7 @@ class Sidecar:
     height: int = 0
     codec: str = "unknown"
     source: str | None = None
+    camera: str | None = None  # which of the car's cameras (`cameras:`); None with one camera
     models: Mapping[str, str] = field(default_factory=dict)
     redaction: RedactionCounts = RedactionCounts()
     software: str | None = None
@@ -102,7 +104,7 @@ class Sidecar:
             "locked": self.locked,
             "recovered": self.recovered,
         }
-        optional = {"locked_at_utc": self.locked_at_utc, "gap_before_s": self.gap_before_s,
+        optional = {"camera": self.camera, "locked_at_utc": self.locked_at_utc, "gap_before_s": self.gap_before_s,
                     "recovered_note": self.recovered_note, "in_progress": self.in_progress or None}
         data.update({key: value for key, value in optional.items() if value is not None})
         return {**self.extra, **data}
@@ -131,6 +133,7 @@ class Sidecar:
             height=_int(data, "height"),
             codec=_text(data, "codec") or "unknown",
             source=_text(data, "source"),
+            camera=_text(data, "camera"),
             models=_string_map(data.get("models")),
             redaction=_redaction(data.get("redaction")),
             software=_text(data, "software"),

