@@ -38,8 +38,8 @@ from edge.config import Config, config_digest, describe_defaults, load_config
 from edge.detect.factory import build_detectors, guarded, model_ids
 from edge.detect.guard import GuardedDetector
 from edge.doctor import FAIL, DoctorOptions, run_doctor
-from edge.errors import (ConfigError, SourceError, UserError, interrupted_by, raise_pending_stop, stop_answered,
-                         unwind_on_stop_signals)
+from edge.errors import (ConfigError, SourceError, StorageError, UserError, interrupted_by, raise_pending_stop,
+                         stop_answered, unwind_on_stop_signals)
 from edge.evidence.chain import SegmentSigner, SigningContext
 from edge.evidence.keys import DeviceKey, key_dir, public_pem
 from edge.evidence.seal import seal_export
@@ -54,6 +54,8 @@ from edge.pipeline import Pipeline, RunStats
 from edge.record.atomic import is_regular_file, make_output_folder, open_regular, write_atomic
 from edge.record.button import GpioLockButton
 from edge.record.encoder import EncoderSettings
+from edge.record.cameras import CarFolders
+from edge.record.export import ExportResult, copy_segments
 from edge.record.export import export as export_segments
 from edge.record.export import resolve as resolve_segments
 from edge.record.gpx import export_gpx
@@ -63,7 +65,7 @@ from edge.record.index import TripsIndex
 from edge.record.lease import LOCK_SIGNAL, running_recorder, signal_lock
 from edge.record.loop import LoopOptions, LoopStore
 from edge.record.segments import SegmentRecorder
-from edge.record.store import UPLOAD_QUEUE_NAME, RecordingsFolder
+from edge.record.store import UPLOAD_QUEUE_NAME, RecordingsFolder, read_sidecar
 from edge.redact import Redactor
 from edge.service import CamerasWatchdog, notify
 from edge.stamp import FrameStamp
@@ -622,10 +624,18 @@ def cmd_export_gpx(args: argparse.Namespace) -> int:
 
 # ---- dashcam lock, trips and export -----------------------------------------------------------------------
 
-def _recordings(args: argparse.Namespace) -> tuple[RecordingsFolder, Config]:
+def _car(args: argparse.Namespace) -> tuple[CarFolders, Config]:
+    """Every camera's recordings folder (the config's `cameras:`, else record.directory); --recordings names one."""
     config = load_config(args.config)
-    folder = RecordingsFolder(args.recordings or Path(config.record.directory))
-    return folder, config
+    if args.recordings:
+        return CarFolders.of([("", args.recordings)]), config
+    return CarFolders.of([(name, Path(camera.record.directory)) for name, camera in config.camera_runs()]), config
+
+
+def _recordings(args: argparse.Namespace) -> tuple[RecordingsFolder, Config]:
+    """The lead (first) camera's folder: its trips are the car's trips."""
+    car, config = _car(args)
+    return car.lead.folder, config
 
 
 @contextlib.contextmanager
@@ -650,29 +660,52 @@ def _open_index(folder: RecordingsFolder, config: Config) -> Iterator[TripsIndex
 
 
 def cmd_lock(args: argparse.Namespace) -> int:
-    folder, _config = _recordings(args)
-    pid = signal_lock(folder)
-    print(f"lock requested from the recorder (pid {pid}): the current segment and the seconds around it "
-          f"(record.lock_before_seconds, lock_after_seconds) go to {folder.locked_dir}/")
+    """Every camera's recorder locks (one process for all cameras is signalled once)."""
+    car, _config = _car(args)
+    signalled: dict[int, RecordingsFolder] = {}
+    refusals = []
+    for camera in car.cameras:
+        pid = running_recorder(camera.folder)
+        if pid in signalled:
+            continue
+        try:
+            signalled[signal_lock(camera.folder)] = camera.folder
+        except StorageError as exc:
+            refusals.append(exc)
+    if not signalled:
+        raise refusals[0]
+    for pid, folder in signalled.items():
+        print(f"lock requested from the recorder (pid {pid}): the current segment and the seconds around it "
+              f"(record.lock_before_seconds, lock_after_seconds) go to {folder.locked_dir}/")
+    for refusal in refusals:
+        print(f"dashcam: warning: {refusal}", file=sys.stderr)
     return 0
 
 
 def cmd_trips(args: argparse.Namespace) -> int:
-    with _trips_index(args) as (folder, index):
+    car, config = _car(args)
+    folder = car.lead.folder
+    with _open_index(folder, config) as index:
         trips, locked = index.trips(), index.segments(locked_only=True)
         per_trip = {trip.id: index.segments(trip_id=trip.id) for trip in trips} if args.segments else {}
     if not trips:
         print(f"no recorded segments in {folder.root}")
         return 0
+    others = f"  {'OTHER CAMERAS'}" if car.others else ""
     print(f"{'TRIP':>5}  {'START (UTC)':19}  {'END (UTC)':19}  {'DURATION':>9}  {'DISTANCE':>9}  "
-          f"{'SEGMENTS':>8}  LOCKED")
+          f"{'SEGMENTS':>8}  LOCKED{others}")
     for trip in trips:
-        print(f"{trip.id:>5}  {_utc_text(trip.start_utc)}  {_utc_text(trip.end_utc)}  {duration(trip.duration_s):>9}"
-              f"  {_km(trip.distance_m):>9}  {trip.segment_count:>8}  {trip.locked_count}")
+        linked = car.linked(trip.start_utc, trip.end_utc) if car.others else []
+        counts = "  ".join(f"{camera.name} {sum(s.camera == camera.name for s in linked)}" for camera in car.others)
+        row = (f"{trip.id:>5}  {_utc_text(trip.start_utc)}  {_utc_text(trip.end_utc)}  {duration(trip.duration_s):>9}"
+               f"  {_km(trip.distance_m):>9}  {trip.segment_count:>8}  ")
+        print(row + (f"{trip.locked_count:>6}  {counts}" if counts else f"{trip.locked_count}"))
         for segment in per_trip.get(trip.id, []):
             flags = " locked" if segment.locked else ""
             flags += " recovered" if segment.recovered else ""
             print(f"       {segment.name}  {duration(segment.duration_s):>9}  {_km(segment.distance_m):>9}{flags}")
+        for other in linked if args.segments else []:
+            print(f"       {other.camera}/{other.stored.name}{' locked' if other.stored.locked else ''}")
     if locked:
         print(f"\nlocked segments ({folder.locked_dir}/, never deleted automatically):")
         for segment in locked:
@@ -685,15 +718,19 @@ def cmd_trips(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    folder, config = _recordings(args)
+    """The lead camera's trip or segment; for a trip, the other cameras' footage of its time in a folder each."""
+    car, config = _car(args)
+    folder = car.lead.folder
     keys = key_dir(config.evidence.key_dir)
+    key = DeviceKey.load(keys)
     with _open_index(folder, config) as index:
         result = export_segments(args.target, args.output, folder, index)
-        key = DeviceKey.load(keys)
         seal = seal_export(args.output, result.label, result.segments, result.files, folder, key) if key else None
     print(f"exported {result.label} to {args.output}/ ({result.track_points} track points):")
     for path in result.files + (seal.files if seal else []):
         print(f"  {path}")
+    if result.label.startswith("trip-") and car.others:
+        _export_other_cameras(car, result, args.output, key)
     if seal is None:
         print(f"dashcam: warning: no device key in {keys}: this export carries no "
               "signatures (`dashcam verify` cannot check it)", file=sys.stderr)
@@ -704,6 +741,25 @@ def cmd_export(args: argparse.Namespace) -> int:
         print(f"check it with: dashcam verify {args.output} --key {args.output / 'device-key.pub.pem'}  "
               f"(device key {seal.fingerprint})")
     return 0
+
+
+def _export_other_cameras(car: CarFolders, lead: ExportResult, output: Path, key: DeviceKey | None) -> None:
+    """The other cameras' segments over the exported trip's time, each camera in `output/<name>/`, sealed alike."""
+    sidecars = [read_sidecar(s.sidecar_path) for s in lead.segments]
+    times = sorted(t for sidecar in sidecars if sidecar for t in (sidecar.start_utc, sidecar.end_utc) if t)
+    if not times:
+        return
+    linked = car.linked(times[0], times[-1])
+    for camera in car.others:
+        segments = [s.stored for s in linked if s.camera == camera.name]
+        if not segments:
+            continue
+        result = copy_segments(lead.label, segments, output / camera.name, camera.folder)
+        seal = (seal_export(output / camera.name, result.label, segments, result.files, camera.folder, key)
+                if key else None)
+        print(f"  camera {camera.name}: {len(segments)} segments of the same time in {output / camera.name}/")
+        for path in result.files + (seal.files if seal else []):
+            print(f"    {path}")
 
 
 def _utc_text(iso: str) -> str:
@@ -766,10 +822,12 @@ def _keep_doctor_results(config: Config, checks: list) -> None:
 
 
 def cmd_wipe(args: argparse.Namespace) -> int:
-    folder, _config = _recordings(args)
-    plan = plan_wipe(folder)
-    print(f"{folder.root}: {len(plan.files)} files ({plan.total_bytes / 1e6:.1f} MB) of recordings, "
-          "locked ones included, and the trips index")
+    """Every camera's folder: a car sold with its cabin footage left behind is the leak this command prevents."""
+    car, _config = _car(args)
+    for camera in car.cameras:
+        plan = plan_wipe(camera.folder)
+        print(f"{camera.folder.root}: {len(plan.files)} files ({plan.total_bytes / 1e6:.1f} MB) of recordings, "
+              "locked ones included, and the trips index")
     if not args.yes:
         try:
             answer = input("erase them all? type yes: ")
@@ -778,11 +836,12 @@ def cmd_wipe(args: argparse.Namespace) -> int:
         if answer.strip().lower() != "yes":
             print("nothing erased")
             return 1
-    done = wipe(folder)
-    print(f"erased {len(done.files)} files; the card may still hold old blocks (flash wear levelling): "
-          "reformat it before giving it away")
-    for other in done.others:
-        print(f"  kept (not dashcam's): {other}")
+    for camera in car.cameras:
+        done = wipe(camera.folder)
+        print(f"erased {len(done.files)} files in {camera.folder.root}")
+        for other in done.others:
+            print(f"  kept (not dashcam's): {other}")
+    print("the card may still hold old blocks (flash wear levelling): reformat it before giving it away")
     return 0
 
 

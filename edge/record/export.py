@@ -47,6 +47,11 @@ def resolve(target: str, folder: RecordingsFolder, index: TripsIndex) -> tuple[s
 
 def export(target: str, output: Path, folder: RecordingsFolder, index: TripsIndex) -> ExportResult:
     label, segments = resolve(target, folder, index)
+    return copy_segments(label, segments, output, folder)
+
+
+def copy_segments(label: str, segments: list[StoredSegment], output: Path, folder: RecordingsFolder) -> ExportResult:
+    """Copy finished segments of `folder` with their sidecars, and one GPX of their tracks named `label`."""
     _check_output(output, folder)
     result = ExportResult(label, segments=segments)
     for segment in segments:

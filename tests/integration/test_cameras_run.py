@@ -81,3 +81,24 @@ def test_a_camera_that_cannot_open_stops_the_run_before_anything_is_recorded(tmp
     assert not list(front.glob("dashcam_*.mp4")) and not list(front.glob("*.partial"))
     again = _dashcam("run", "--config", str(config), "--camera", "front")
     assert again.returncode == 0, again.stderr  # the first camera's folder was released, not left locked
+
+
+def test_the_other_cameras_footage_of_a_trip_is_listed_exported_verified_and_wiped_with_it(tmp_path):
+    config = _car(tmp_path)
+    assert _dashcam("run", "--config", str(config)).returncode == 0
+    trips = _dashcam("trips", "--config", str(config), "--segments")
+    assert trips.returncode == 0, trips.stderr
+    (cabin,) = (tmp_path / "rec" / "cabin").glob("dashcam_*.mp4")
+    assert "OTHER CAMERAS" in trips.stdout and "cabin 1" in trips.stdout and f"cabin/{cabin.name}" in trips.stdout
+    out = tmp_path / "stick"
+    export = _dashcam("export", "1", "--output", str(out), "--config", str(config))
+    assert export.returncode == 0, export.stderr
+    assert len(list(out.glob("dashcam_*.mp4"))) == 1 and (out / "cabin" / cabin.name).is_file()
+    assert "camera cabin: 1 segments of the same time" in export.stdout
+    for folder in (out, out / "cabin"):
+        verified = _dashcam("verify", str(folder), "--key", str(out / "device-key.pub.pem"))
+        assert verified.returncode == 0, verified.stdout + verified.stderr
+    wiped = _dashcam("wipe", "--yes", "--config", str(config))
+    assert wiped.returncode == 0, wiped.stderr
+    for camera in ("front", "cabin"):
+        assert not list((tmp_path / "rec" / camera).rglob("dashcam_*"))
