@@ -54,7 +54,7 @@ from edge.pipeline import Pipeline, RunStats
 from edge.record.atomic import is_regular_file, make_output_folder, open_regular, write_atomic
 from edge.record.button import GpioLockButton
 from edge.record.encoder import EncoderSettings
-from edge.record.cameras import CarFolders
+from edge.record.cameras import CameraFolder, CarFolders
 from edge.record.export import ExportResult, copy_segments
 from edge.record.export import export as export_segments
 from edge.record.export import resolve as resolve_segments
@@ -390,7 +390,8 @@ def _record(config: Config, cameras: list[_CameraRun], shared: _SharedRun) -> No
     shared.gsensor = GSensorLock.open(config.gsensor, _on_jolt(lock_all, parkings))
     first = cameras[0]
     if config.web.enabled:
-        shared.web = _start_web(config, first.store.folder, shared.key, shared.location)
+        car = CarFolders([CameraFolder(camera.name, camera.store.folder) for camera in cameras])
+        shared.web = _start_web(config, car, shared.key, shared.location)
     pipelines = [camera.pipeline(shared, [shared.web.preview_outlet] if shared.web and camera is first else [])
                  for camera in cameras]
     for camera in cameras:
@@ -477,14 +478,14 @@ def _open_signer(store: LoopStore, key: DeviceKey, config: Config) -> SegmentSig
         raise
 
 
-def _start_web(config: Config, folder: RecordingsFolder, key: DeviceKey, location: FixProvider | None) -> _RunningWeb:
+def _start_web(config: Config, car: CarFolders, key: DeviceKey, location: FixProvider | None) -> _RunningWeb:
     """The web app in a thread of the recorder, with the live view fed by a preview sink."""
     from edge.web.preview import LatestJpeg, PreviewSink
 
     latest = LatestJpeg()
     preview = PreviewSink(latest, config.web.live_fps, config.web.live_width)
     gps_fix = (lambda: location.latest() is not None) if location else (lambda: None)
-    server = _web_server(config, folder, key, live=latest, gps_fix=gps_fix)
+    server = _web_server(config, car, key, live=latest, gps_fix=gps_fix)
     server.start()
     print(f"dashcam: web app on {server.url}", file=sys.stderr)
     return _RunningWeb(server, Outlet(preview, "preview", SinkPolicy.DROP_OLDEST, depth=1))
@@ -499,7 +500,7 @@ class _RunningWeb:
         self.server.stop()
 
 
-def _web_server(config: Config, folder: RecordingsFolder, key: DeviceKey | None, **live: object) -> WebServer:
+def _web_server(config: Config, car: CarFolders, key: DeviceKey | None, **live: object) -> WebServer:
     """The app and its server; one clear line when the [web] extra or the password is missing."""
     try:
         from edge.web.app import WebContext, build_app
@@ -512,7 +513,7 @@ def _web_server(config: Config, folder: RecordingsFolder, key: DeviceKey | None,
     passwords = PasswordStore(state)
     if not passwords.is_set():
         raise SourceError(f"no web app password in {state}: set one with dashcam serve --set-password")
-    context = WebContext(Footage(folder, config, key), config, passwords, sensors=read_sensors,
+    context = WebContext(Footage(car.lead.folder, config, key, car), config, passwords, sensors=read_sensors,
                          doctor_results=lambda: _doctor_results(state),
                          doctor_preview=lambda: _doctor_preview(state), secure_cookie=config.web.tls,
                          **live)  # type: ignore[arg-type]
@@ -923,7 +924,8 @@ def _print_upload_status(folder: RecordingsFolder) -> None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """The web app in front, until Ctrl-C; or set its password."""
-    folder, config = _recordings(args)
+    car, config = _car(args)
+    folder = car.lead.folder
     state = _web_state(config)
     if args.set_password:
         PasswordStore(state).set(_read_new_password())
@@ -931,7 +933,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 0
     if not folder.root.is_dir():
         raise SourceError(f"no recordings folder {folder.root} (pass --recordings or --config)")
-    server = _web_server(config, folder, DeviceKey.load(key_dir(config.evidence.key_dir)))
+    server = _web_server(config, car, DeviceKey.load(key_dir(config.evidence.key_dir)))
     print(f"dashcam: web app on {server.url} (Ctrl-C stops)", file=sys.stderr)
     server.run()
     return 0

@@ -190,24 +190,26 @@ class _Pages:
         return self._page(request, "trip.html", session, view=view, drawing=drawing)
 
     async def segment(self, request: Request, session: Session) -> Response:
-        view = self.footage.segment(request.path_params["segment_id"])
+        view = self.footage.segment(request.path_params["segment_id"], _camera(request))
         return self._page(request, "segment.html", session, view=view, sidecar=view.sidecar)
 
     async def video(self, request: Request, _session: Session) -> Response:
-        view = self.footage.segment(request.path_params["segment_id"])
+        view = self.footage.segment(request.path_params["segment_id"], _camera(request))
         return FileResponse(view.stored.video_path, media_type="video/mp4")
 
     async def download(self, request: Request, _session: Session) -> Response:
-        view = self.footage.segment(request.path_params["segment_id"])
+        view = self.footage.segment(request.path_params["segment_id"], _camera(request))
         return FileResponse(view.stored.video_path, media_type="video/mp4", filename=view.stored.name)
 
     async def lock_segment(self, request: Request, _session: Session) -> Response:
-        view = await run_in_threadpool(self.footage.set_locked, request.path_params["segment_id"], True)
-        return RedirectResponse(f"/segments/{view.id}", status_code=303)
+        view = await run_in_threadpool(self.footage.set_locked, request.path_params["segment_id"], True,
+                                       _camera(request))
+        return RedirectResponse(f"/segments/{view.id}{view.query}", status_code=303)
 
     async def unlock_segment(self, request: Request, _session: Session) -> Response:
-        view = await run_in_threadpool(self.footage.set_locked, request.path_params["segment_id"], False)
-        return RedirectResponse(f"/segments/{view.id}", status_code=303)
+        view = await run_in_threadpool(self.footage.set_locked, request.path_params["segment_id"], False,
+                                       _camera(request))
+        return RedirectResponse(f"/segments/{view.id}{view.query}", status_code=303)
 
     async def lock_trip(self, request: Request, _session: Session) -> Response:
         await run_in_threadpool(self.footage.set_trip_locked, request.path_params["trip_id"], True)
@@ -255,6 +257,11 @@ class _Pages:
         if jpeg is None:
             return PlainTextResponse("no preview: run dashcam doctor on this machine", status_code=404)
         return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+
+
+def _camera(request: Request) -> str:
+    """The `camera` query parameter: another camera of the car; Footage accepts only the names it knows."""
+    return request.query_params.get("camera", "")
 
 
 def _int(text: str | None, default: int) -> int:

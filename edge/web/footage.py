@@ -15,7 +15,7 @@ import logging
 import shutil
 import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from edge.config import Config
@@ -25,6 +25,7 @@ from edge.evidence.keys import DeviceKey
 from edge.evidence.records import RecordError
 from edge.evidence.seal import seal_entries
 from edge.record.atomic import is_regular_file
+from edge.record.cameras import CameraFolder, CarFolders, LinkedSegment
 from edge.record.gpx import build_gpx
 from edge.record.index import SegmentRow, TripRow, TripsIndex
 from edge.record.lease import running_recorder, signal_lock
@@ -47,10 +48,16 @@ class SegmentView:
     stored: StoredSegment
     sidecar: Sidecar | None
     signed: bool
+    camera: str = ""  # another camera of the car than the lead one ("" = the lead)
 
     @property
     def id(self) -> str:
         return self.stored.video_path.stem
+
+    @property
+    def query(self) -> str:
+        """What the segment's links carry to reach it again: the camera, when not the lead one."""
+        return f"?camera={self.camera}" if self.camera else ""
 
 
 @dataclass(frozen=True)
@@ -58,11 +65,16 @@ class TripView:
     trip: TripRow
     segments: list[SegmentRow]
     track: list[tuple[float, float]]  # (lat, lon), already rounded and zone-filtered by the recorder
+    linked: list[LinkedSegment] = field(default_factory=list)  # the other cameras' footage of the trip's time
 
 
 class Footage:
-    def __init__(self, folder: RecordingsFolder, config: Config, key: DeviceKey | None) -> None:
+    """The lead camera's folder (`folder`: its trips are the car's), and the car's other cameras' folders."""
+
+    def __init__(self, folder: RecordingsFolder, config: Config, key: DeviceKey | None,
+                 car: CarFolders | None = None) -> None:
         self.folder = folder
+        self.car = car or CarFolders([CameraFolder("", folder)])
         self._config = config
         self._key = key
 
@@ -97,26 +109,37 @@ class Footage:
             sidecar = read_sidecar(found.sidecar_path)
             if sidecar and sidecar.location:
                 track += sidecar.location.points()
-        return TripView(trip, segments, track)
+        return TripView(trip, segments, track, self.car.linked(trip.start_utc, trip.end_utc))
 
-    def segment(self, segment_id: str) -> SegmentView:
+    def segment(self, segment_id: str, camera: str = "") -> SegmentView:
+        """A finished segment of the lead camera, or of the car's camera named `camera` (a known name only)."""
+        folder = self._folder_of(camera)
         if not SEGMENT_STEM.fullmatch(segment_id):
             raise NotFound(f"no segment {segment_id!r}")
-        stored = self.folder.find(segment_id)
+        stored = folder.find(segment_id)
         if stored is None or stored.video_path.stem != segment_id:
             raise NotFound(f"no segment {segment_id!r}")
         return SegmentView(stored, read_sidecar(stored.sidecar_path),
-                           is_regular_file(manifest_path(stored.video_path)))
+                           is_regular_file(manifest_path(stored.video_path)), camera)
+
+    def _folder_of(self, camera: str) -> RecordingsFolder:
+        if not camera:
+            return self.folder
+        found = next((c for c in self.car.others if c.name == camera), None)
+        if found is None:
+            raise NotFound(f"no camera {camera!r}")
+        return found.folder
 
     # ---- locks -------------------------------------------------------------------------------------------------
 
-    def set_locked(self, segment_id: str, locked: bool) -> SegmentView:
-        view = self.segment(segment_id)
+    def set_locked(self, segment_id: str, locked: bool, camera: str = "") -> SegmentView:
+        view = self.segment(segment_id, camera)
+        folder = self._folder_of(camera)
         now = dt.datetime.now(dt.timezone.utc)
-        stored = self.folder.lock(view.stored, now) if locked else self.folder.unlock(view.stored)
+        stored = folder.lock(view.stored, now) if locked else folder.unlock(view.stored)
         self._amend(stored)
         log.warning("%s %s from the web app", "locked" if locked else "unlocked", stored.name)
-        return self.segment(stored.video_path.stem)
+        return self.segment(stored.video_path.stem, camera)
 
     def set_trip_locked(self, trip_id: int, locked: bool) -> int:
         view = self.trip(trip_id)

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import yaml
 
 from conftest import canary_frames, read_all_frames, write_clip
@@ -102,3 +103,31 @@ def test_the_other_cameras_footage_of_a_trip_is_listed_exported_verified_and_wip
     assert wiped.returncode == 0, wiped.stderr
     for camera in ("front", "cabin"):
         assert not list((tmp_path / "rec" / camera).rglob("dashcam_*"))
+
+
+def test_the_web_app_shows_the_other_cameras_footage_of_a_trip_and_locks_it(tmp_path):
+    pytest.importorskip("starlette", reason="the web app needs the [web] extra")
+    from conftest import free_port
+    from test_web import Served, _csrf, _login, _serving
+
+    config = _car(tmp_path)
+    assert _dashcam("run", "--config", str(config)).returncode == 0
+    port = free_port()
+    config.write_text(config.read_text() + f"web:\n  port: {port}\n")
+    (cabin,) = (tmp_path / "rec" / "cabin").glob("dashcam_*.mp4")
+    with _serving(config, port):
+        served = Served(f"http://127.0.0.1:{port}", tmp_path / "rec" / "front", config, None)  # type: ignore[arg-type]
+        client = _login(served)
+        trip = client.get("/trips/1").text
+        assert 'id="other-cameras"' in trip and f'/segments/{cabin.stem}?camera=cabin' in trip
+        page = client.get(f"/segments/{cabin.stem}?camera=cabin")
+        assert page.status_code == 200 and "(cabin camera)" in page.text
+        assert f'/segments/{cabin.stem}/video?camera=cabin' in page.text
+        video = client.get(f"/segments/{cabin.stem}/video?camera=cabin")
+        assert video.status_code == 200 and video.headers["content-type"] == "video/mp4"
+        assert video.content == cabin.read_bytes()
+        assert client.get(f"/segments/{cabin.stem}?camera=rear").status_code == 404
+        token = _csrf(client, f"/segments/{cabin.stem}?camera=cabin")
+        locked = client.post(f"/segments/{cabin.stem}/lock?camera=cabin", data={"csrf": token})
+        assert locked.status_code == 303 and locked.headers["location"] == f"/segments/{cabin.stem}?camera=cabin"
+    assert (tmp_path / "rec" / "cabin" / "locked" / cabin.name).is_file()
