@@ -289,11 +289,14 @@ class _SharedRun:
     button: GpioLockButton | None = None
     gsensor: GSensorLock | None = None
     web: _RunningWeb | None = None
+    ignition_lines: dict[tuple[str, bool], GpioIgnition] = dataclasses.field(default_factory=dict)
 
     def close(self) -> None:
         for part in (self.web, self.button, self.gsensor, self.location):
             if part is not None:
                 part.stop()
+        for line in self.ignition_lines.values():
+            line.close()
 
 
 @dataclasses.dataclass
@@ -313,7 +316,6 @@ class _CameraRun:
     stamper: LocationStamper | None = None
     governor: HeatGovernor | None = None
     parking: ParkingMode | None = None
-    ignition: GpioIgnition | None = None
     stats: RunStats | None = None
     error: BaseException | None = None
 
@@ -334,8 +336,6 @@ class _CameraRun:
     def close(self) -> None:
         if self.governor:
             self.governor.stop()
-        if self.ignition is not None:
-            self.ignition.close()
         self.source.close()
         self.detector.close()
         self.store.close()  # when the pipeline did not get to: the signer finishes, the lease is released
@@ -371,7 +371,7 @@ def _open_camera_run(name: str, config: Config, directory: Path, shared: _Shared
                                     config.detect.faces.input_long_side, config.track.delay_frames, source.fps)
                        if config.source.is_live else None)
     if config.parking.enabled:
-        camera.parking, camera.ignition = _parking_mode(config, shared.stop, location)
+        camera.parking = _parking_mode(config, shared)
     return camera
 
 
@@ -447,16 +447,17 @@ def _on_jolt(lock_all: Callable[[int], None], parkings: list[ParkingMode]) -> Ca
     return on_jolt
 
 
-def _parking_mode(config: Config, stop: threading.Event, location: FixProvider | None
-                  ) -> tuple[ParkingMode, GpioIgnition | None]:
-    """Parking mode with the configured ignition sense; the GPIO line, if any, is returned to be closed."""
-    parking = config.parking
+def _parking_mode(config: Config, shared: _SharedRun) -> ParkingMode:
+    """Parking mode with the configured ignition sense; a GPIO line is opened once for every camera."""
+    parking, location = config.parking, shared.location
     voltage = (SupplyVoltage(Path(parking.voltage_path), parking.voltage_scale, parking.ignition_on_volts)
                if parking.voltage_path else None)
-    line = GpioIgnition.open(parking.gpio_line, parking.gpio_active_low) if parking.ignition == "gpio" else None
     ignition: IgnitionSense
-    if line is not None:
-        ignition = line
+    if parking.ignition == "gpio":
+        key = (parking.gpio_line, parking.gpio_active_low)
+        if key not in shared.ignition_lines:  # a line can be requested once: the cameras share it
+            shared.ignition_lines[key] = GpioIgnition.open(parking.gpio_line, parking.gpio_active_low)
+        ignition = shared.ignition_lines[key]
     elif parking.ignition == "gps":
         if location is None:
             raise ConfigError("parking.ignition is gps but there is no GPS receiver (gps.source)")
@@ -464,7 +465,7 @@ def _parking_mode(config: Config, stop: threading.Event, location: FixProvider |
     else:
         assert voltage is not None  # config_from_dict demands voltage_path for ignition voltage
         ignition = voltage
-    return ParkingMode(parking, ignition, voltage.volts if voltage else None, stop), line
+    return ParkingMode(parking, ignition, voltage.volts if voltage else None, shared.stop)
 
 
 def _open_signer(store: LoopStore, key: DeviceKey, config: Config) -> SegmentSigner:

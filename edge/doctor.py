@@ -8,6 +8,7 @@ preview: the camera's first frame after full redaction (detectors, fixed masks, 
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import os
@@ -64,15 +65,32 @@ class DoctorOptions:
 
 
 def run_doctor(config: Config, options: DoctorOptions | None = None) -> list[Check]:
-    """All checks in order; the clock check uses the GPS fix when one was found."""
+    """All checks in order, each camera's camera, preview, models and disk (named `camera front` ... when
+    the config has `cameras:`); the clock check uses the GPS fix when one was found."""
     options = options or DoctorOptions()
     gps_check, fix = check_gps(config.gps, options.gps_seconds)
-    camera_check, frame = read_camera(config.source)
-    checks = [camera_check, gps_check, check_preview(config, frame, options.preview_path)]
-    checks += check_models(config.detect)
-    checks += [check_disk(config.record, options.sys_root), check_clock(fix),
-               check_temperature(options.sys_root)]
-    return checks
+    per_camera: list[Check] = []
+    models: list[Check] = []
+    disks: list[Check] = []
+    for position, (name, camera) in enumerate(config.camera_runs()):
+        camera_check, frame = read_camera(camera.source)
+        preview = _preview_path(options.preview_path, name, first=position == 0)
+        per_camera += [_named(camera_check, name), _named(check_preview(camera, frame, preview), name)]
+        known = {c.name for c in models}
+        models += [c for c in check_models(camera.detect) if c.name not in known]  # a model is checked once
+        disks.append(_named(check_disk(camera.record, options.sys_root), name))
+    return [*per_camera, gps_check, *models, *disks, check_clock(fix), check_temperature(options.sys_root)]
+
+
+def _named(check: Check, camera: str) -> Check:
+    return dataclasses.replace(check, name=f"{check.name} {camera}") if camera else check
+
+
+def _preview_path(path: Path | None, camera: str, first: bool) -> Path | None:
+    """The lead camera's preview where asked (the web app shows it); another camera's beside it, named for it."""
+    if path is None or first:
+        return path
+    return path.with_name(f"{path.stem}-{camera}{path.suffix}")
 
 
 # ---- camera ---------------------------------------------------------------------------------------------

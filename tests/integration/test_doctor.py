@@ -285,3 +285,20 @@ def test_no_camera_frame_means_no_preview(recordings, tmp_path):
                                                        preview_path=tmp_path / "p.jpg")))
     assert checks["camera"].verdict == FAIL and checks["preview"].verdict == SKIP
     assert not (tmp_path / "p.jpg").exists()
+
+
+def test_each_camera_of_a_car_gets_its_camera_preview_and_disk_checks(clip, recordings, tmp_path):
+    cabin_clip = write_clip(tmp_path / "cabin.mp4", [np.full((72, 96, 3), 60, np.uint8)] * 3, fps=10)
+    data = _config(clip, recordings)
+    data["cameras"] = [{"name": "front", "redact": {"masks": [DASHBOARD]}},
+                       {"name": "cabin", "source": {"kind": "file", "path": str(cabin_clip), "realtime": False},
+                        "detect": {"plates": {"enabled": False}, "faces": {"models": ["yunet", "centerface"]}}}]
+    preview = tmp_path / "preview.jpg"
+    checks = _by_name(run_doctor(config_from_dict(data), DoctorOptions(gps_seconds=0.1, sys_root=recordings,
+                                                                      preview_path=preview)))
+    assert checks["camera front"].verdict == OK and checks["camera cabin"].verdict == OK
+    assert "dashboard screen" in checks["preview front"].detail and "no fixed masks" in checks["preview cabin"].detail
+    assert cv2.imread(str(preview)).shape == (96, 128, 3)
+    assert cv2.imread(str(tmp_path / "preview-cabin.jpg")).shape == (72, 96, 3)
+    assert {"model yunet", "model yolo5face", "model centerface", "model plate_yolov8n_int8"} <= set(checks)
+    assert str(recordings / "front") in checks["disk front"].detail + checks["disk front"].fix
