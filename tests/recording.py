@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import subprocess
 import sys
@@ -63,6 +64,18 @@ def run_config(tmp_path: Path, clip_seconds: float, record_yaml: str = "", fps: 
                       "gps:\n  source: none\n"
                       "detect:\n  plates: {enabled: false}\n"
                       f"record:\n  preset: ultrafast\n{record_yaml}")
+    return config
+
+
+def file_run_config(tmp_path: Path, clip: Path, **sections: dict) -> Path:
+    """A config replaying `clip` as fast as it decodes (no GPS, no second line, state in tmp_path), with the
+    given sections added, for `dashcam run --config`."""
+    data = {"source": {"kind": "file", "path": str(clip), "realtime": False}, "gps": {"source": "none"},
+            "detect": {"people": {"enabled": False}},
+            "record": {"directory": str(tmp_path / "rec"), "min_free_bytes": 0},
+            "evidence": {"key_dir": str(tmp_path / "state")}, **sections}
+    config = tmp_path / "dashcam.yaml"
+    config.write_text(json.dumps(data))  # JSON is YAML
     return config
 
 

@@ -2,30 +2,18 @@
 video file, and the stored segment decoded."""
 from __future__ import annotations
 
-import subprocess
-import sys
-
-import yaml
-
 from conftest import canary_frames, detail, read_all_frames, write_clip
+from recording import file_run_config, run_dashcam
 
 
 def test_a_recording_keeps_its_masks_hidden_and_carries_the_stamp(tmp_path):
     clip = write_clip(tmp_path / "camera.mp4", canary_frames(12, 240, 320), fps=10)
-    config = tmp_path / "dashcam.yaml"
-    config.write_text(yaml.safe_dump({
-        "source": {"kind": "file", "path": str(clip), "realtime": False},
-        "gps": {"source": "none"},
-        "detect": {"people": {"enabled": False}},
-        "redact": {"masks": [
-            # The second canary patch (220..300, 150..230) that no detector finds: a mask hides it anyway.
-            {"name": "rear seats", "points": [[0.65, 0.6], [0.97, 0.6], [0.97, 0.98], [0.65, 0.98]]},
-            {"name": "neighbour", "points": [[0.3, 0.23], [0.58, 0.23], [0.58, 0.6], [0.3, 0.6]], "hide": "blur"}]},
-        "stamp": {"enabled": True, "timezone": "UTC", "corner": "top-left", "height": 0.06},
-        "record": {"directory": str(tmp_path / "rec"), "min_free_bytes": 0},
-        "evidence": {"key_dir": str(tmp_path / "state")}}))
-    result = subprocess.run([sys.executable, "-m", "edge", "run", "--config", str(config)], capture_output=True,
-                            text=True, timeout=300)
+    config = file_run_config(tmp_path, clip, redact={"masks": [
+        # The second canary patch (220..300, 150..230) that no detector finds: a mask hides it anyway.
+        {"name": "rear seats", "points": [[0.65, 0.6], [0.97, 0.6], [0.97, 0.98], [0.65, 0.98]]},
+        {"name": "neighbour", "points": [[0.3, 0.23], [0.58, 0.23], [0.58, 0.6], [0.3, 0.6]], "hide": "blur"}]},
+        stamp={"enabled": True, "timezone": "UTC", "corner": "top-left", "height": 0.06})
+    result = run_dashcam("run", "--config", str(config))
     assert result.returncode == 0, result.stderr
     (video,) = (tmp_path / "rec").glob("dashcam_*.mp4")
     frames = read_all_frames(video)

@@ -2,15 +2,13 @@
 supply voltage in a fake sysfs file (the hardware edge)."""
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from conftest import ScriptedDetector, canary_frames, read_all_frames, write_clip
+from recording import file_run_config, run_dashcam
 from edge.bench.stored import retained_detail
 from edge.camera.opencv import VideoFileSource
 from edge.config import ParkingConfig, RedactConfig
@@ -63,17 +61,9 @@ def test_every_frame_kept_while_parked_is_redacted_and_the_rest_never_stored(tmp
 
 
 def test_dashcam_run_in_parking_mode_keeps_the_low_rate_and_says_so(tmp_path):
-    clip = _parked_clip(tmp_path / "parked.mp4")
-    config = tmp_path / "dashcam.yaml"
-    config.write_text(yaml.safe_dump({
-        "source": {"kind": "file", "path": str(clip), "realtime": False},
-        "gps": {"source": "none"},
-        "detect": {"people": {"enabled": False}},
-        "parking": {"enabled": True, "voltage_path": str(_volts(tmp_path, 12.4)), "fps": 1.0, "event_seconds": 1.0},
-        "record": {"directory": str(tmp_path / "rec"), "min_free_bytes": 0},
-        "evidence": {"key_dir": str(tmp_path / "state")}}))
-    result = subprocess.run([sys.executable, "-m", "edge", "run", "--config", str(config)], capture_output=True,
-                            text=True, timeout=300)
+    parking = {"enabled": True, "voltage_path": str(_volts(tmp_path, 12.4)), "fps": 1.0, "event_seconds": 1.0}
+    config = file_run_config(tmp_path, _parked_clip(tmp_path / "parked.mp4"), parking=parking)
+    result = run_dashcam("run", "--config", str(config))
     assert result.returncode == 0, result.stderr
     (video,) = (tmp_path / "rec").glob("dashcam_*.mp4")
     stored = len(read_all_frames(video))
@@ -82,17 +72,9 @@ def test_dashcam_run_in_parking_mode_keeps_the_low_rate_and_says_so(tmp_path):
 
 
 def test_dashcam_run_stops_on_a_low_battery_and_keeps_what_it_recorded(tmp_path):
-    clip = _parked_clip(tmp_path / "parked.mp4")
-    config = tmp_path / "dashcam.yaml"
-    config.write_text(yaml.safe_dump({
-        "source": {"kind": "file", "path": str(clip), "realtime": False},
-        "gps": {"source": "none"},
-        "detect": {"people": {"enabled": False}},
-        "parking": {"enabled": True, "voltage_path": str(_volts(tmp_path, 11.6))},
-        "record": {"directory": str(tmp_path / "rec"), "min_free_bytes": 0},
-        "evidence": {"key_dir": str(tmp_path / "state")}}))
-    result = subprocess.run([sys.executable, "-m", "edge", "run", "--config", str(config)], capture_output=True,
-                            text=True, timeout=300)
+    config = file_run_config(tmp_path, _parked_clip(tmp_path / "parked.mp4"),
+                             parking={"enabled": True, "voltage_path": str(_volts(tmp_path, 11.6))})
+    result = run_dashcam("run", "--config", str(config))
     assert result.returncode == 0, result.stderr
     assert "stopping the recording: the supply is at 11.60 V" in result.stderr and "Traceback" not in result.stderr
     assert "stopped: the supply is at 11.60 V" in result.stdout
