@@ -298,6 +298,8 @@ class FixedMasks:
 
     def hide(self, image: np.ndarray) -> None:
         """Fill or blur every mask's pixels in place."""
+        if not self._masks:
+            return  # the default: not even a look at a frame-sized mask
         shape = image.shape[:2]
         filled = self.pixels(shape, "fill")
         if filled.any():
