@@ -32,11 +32,11 @@ class EdgeEvents(Protocol):
     def release(self) -> None: ...
 
 
-def parse_line(spec: str) -> tuple[str, int]:
-    """`gpiochip0:17` or `/dev/gpiochip0:17` -> (`/dev/gpiochip0`, 17)."""
+def parse_line(spec: str, key: str = "record.lock_gpio_line") -> tuple[str, int]:
+    """`gpiochip0:17` or `/dev/gpiochip0:17` -> (`/dev/gpiochip0`, 17); `key` names the setting in the error."""
     chip, sep, line = spec.rpartition(":")
     if not sep or not chip or not line.isdigit():
-        raise ConfigError(f"record.lock_gpio_line: expected CHIP:LINE such as gpiochip0:17, got {spec!r}")
+        raise ConfigError(f"{key}: expected CHIP:LINE such as gpiochip0:17, got {spec!r}")
     return (chip if chip.startswith("/") else f"/dev/{chip}"), int(line)
 
 

@@ -55,7 +55,7 @@ class GpioIgnition:
 
     @classmethod
     def open(cls, spec: str, active_low: bool) -> GpioIgnition:
-        chip, line = parse_line(spec)
+        chip, line = parse_line(spec, "parking.gpio_line")
         try:
             gpiod = importlib.import_module("gpiod")
         except ImportError:

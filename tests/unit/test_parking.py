@@ -184,3 +184,51 @@ def test_config_demands_the_ignition_s_source():
     with pytest.raises(ConfigError, match="battery_stop_volts"):
         config_from_dict({"parking": {"enabled": True, "voltage_path": "/x", "battery_stop_volts": 13.5}})
     assert config_from_dict({"parking": {"ignition": "gpio"}}).parking.enabled is False  # off: nothing demanded
+
+
+class FakeLineRequest:
+    """A gpiod LineRequest at the hardware edge: get_value gives what the ignition feed reads (gpiod's Value enum
+    has .value 1 for active), or raises like a line that went away."""
+
+    class Value:
+        def __init__(self, value: int) -> None:
+            self.value = value
+
+    def __init__(self) -> None:
+        self.level: int | None = 1
+        self.released = False
+
+    def get_value(self, line: int) -> FakeLineRequest.Value:
+        if self.level is None:
+            raise OSError(19, "No such device")
+        return self.Value(self.level)
+
+    def release(self) -> None:
+        self.released = True
+
+
+def test_the_ignition_line_reads_on_off_and_unknown():
+    from edge.record.ignition import GpioIgnition
+
+    request = FakeLineRequest()
+    line = GpioIgnition(request, 27)
+    assert line.ignition_on() is True
+    request.level = 0
+    assert line.ignition_on() is False
+    request.level = None
+    assert line.ignition_on() is None  # parking mode keeps its state
+    line.close()
+    assert request.released
+
+
+def test_an_ignition_line_without_gpiod_is_one_clear_error():
+    import importlib.util
+
+    if importlib.util.find_spec("gpiod") is not None:
+        pytest.skip("gpiod is installed here")
+    from edge.record.ignition import GpioIgnition
+
+    with pytest.raises(ConfigError, match="needs the gpiod package"):
+        GpioIgnition.open("gpiochip0:27", active_low=False)
+    with pytest.raises(ConfigError, match="parking.gpio_line: expected CHIP:LINE"):
+        GpioIgnition.open("pin27", active_low=False)
