@@ -95,10 +95,6 @@ def _preview_path(path: Path | None, camera: str, first: bool) -> Path | None:
 
 # ---- camera ---------------------------------------------------------------------------------------------
 
-def check_camera(config: SourceConfig) -> Check:
-    return read_camera(config)[0]
-
-
 def read_camera(config: SourceConfig) -> tuple[Check, Frame | None]:
     """The camera's verdict and its first frame (raw: only `check_preview` may use it, to redact it)."""
     try:
@@ -136,7 +132,7 @@ def check_preview(config: Config, frame: Frame | None, path: Path | None) -> Che
         redacted = Redactor(config.redact, overlay=_preview_stamp(config)).redact(frame, verdict)
     finally:
         detector.close()
-    covered = sum(FixedMasks(config.redact.masks).pixels(shape, hide).mean() for hide in ("fill", "blur"))
+    covered = FixedMasks(config.redact.masks).covered_share(shape)
     if redacted is None:  # a failed detection with on_failure: drop_frame
         return Check("preview", WARN, f"detection failed on the preview frame ({verdict}): it would be dropped")
     try:

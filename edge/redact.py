@@ -263,19 +263,26 @@ def redaction_mask(detections: Detections, shape: tuple[int, int], config: Redac
     return full
 
 
+class _MaskLayout(NamedTuple):
+    """The fixed masks at one frame size, worked out once: what to fill, and the box and mask to blur."""
+
+    filled: np.ndarray | None  # H x W bool, None when no mask is filled
+    blur_box: tuple[int, int, int, int] | None  # x1, y1, x2, y2 around every blurred mask
+    blurred: np.ndarray | None  # uint8 mask inside blur_box
+
+
 class FixedMasks:
     """The config's fixed privacy masks, drawn into a frame-sized mask once per frame size.
 
     Polygons are given as shares of the frame's width and height, so one config fits every
-    resolution; the pixel mask is rasterised on first use for a size and kept (a camera keeps its size).
+    resolution; the pixel masks are rasterised on first use for a size and kept (a camera keeps its
+    size), so a frame costs only the fill and the blur themselves.
     """
 
     def __init__(self, masks: list[PrivacyMask]) -> None:
         self._masks = masks
         self._pixels: dict[tuple[int, int, str], np.ndarray] = {}
-
-    def __bool__(self) -> bool:
-        return bool(self._masks)
+        self._layouts: dict[tuple[int, int], _MaskLayout] = {}
 
     def pixels(self, shape: tuple[int, int], hide: str) -> np.ndarray:
         """The boolean H x W mask of the polygons hidden by `hide` (fill or blur)."""
@@ -283,6 +290,10 @@ class FixedMasks:
         if key not in self._pixels:
             self._pixels[key] = self._rasterise(shape, [m for m in self._masks if m.hide == hide])
         return self._pixels[key]
+
+    def covered_share(self, shape: tuple[int, int]) -> float:
+        """The share of a frame of this size that the masks hide (a pixel under two masks counts once)."""
+        return float((self.pixels(shape, "fill") | self.pixels(shape, "blur")).mean())
 
     @staticmethod
     def _rasterise(shape: tuple[int, int], masks: list[PrivacyMask]) -> np.ndarray:
@@ -296,21 +307,39 @@ class FixedMasks:
             cv2.polylines(canvas, [corners], isClosed=True, color=255, thickness=1)
         return canvas.astype(bool)
 
+    def _layout(self, shape: tuple[int, int]) -> _MaskLayout:
+        if shape not in self._layouts:
+            filled, blurred = self.pixels(shape, "fill"), self.pixels(shape, "blur")
+            box = None
+            if blurred.any():
+                x, y, w, h = cv2.boundingRect(blurred.view(np.uint8))
+                box = (x, y, x + w, y + h)
+            self._layouts[shape] = _MaskLayout(filled if filled.any() else None, box,
+                                               blurred[y:y + h, x:x + w].view(np.uint8) if box else None)
+        return self._layouts[shape]
+
     def hide(self, image: np.ndarray) -> None:
         """Fill or blur every mask's pixels in place."""
         if not self._masks:
             return  # the default: not even a look at a frame-sized mask
-        shape = image.shape[:2]
-        filled = self.pixels(shape, "fill")
-        if filled.any():
-            image[filled] = 0
-        blurred = self.pixels(shape, "blur")
-        if blurred.any():
-            ys, xs = np.nonzero(blurred)
-            y1, y2, x1, x2 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+        layout = self._layout(image.shape[:2])
+        if layout.filled is not None:
+            image[layout.filled] = 0
+        if layout.blur_box is not None and layout.blurred is not None:
+            x1, y1, x2, y2 = layout.blur_box
             region = image[y1:y2, x1:x2]
-            sigma = max(_MIN_SIGMA, _SIGMA_PER_BOX_SIDE * max(region.shape[:2]))
-            region[:] = cv2.copyTo(strong_blur(region, sigma), blurred[y1:y2, x1:x2].view(np.uint8), region.copy())
+            _paste(region, _box_blur(region), layout.blurred)
+
+
+def _box_blur(region: np.ndarray) -> np.ndarray:
+    """The Gaussian blur for a hidden region: its strength grows with the region (see _SIGMA_PER_BOX_SIDE)."""
+    return strong_blur(region, max(_MIN_SIGMA, _SIGMA_PER_BOX_SIDE * max(region.shape[:2])))
+
+
+def _paste(region: np.ndarray, hidden: np.ndarray, mask: np.ndarray) -> None:
+    """Write `hidden` into `region` where the uint8 `mask` is set; OpenCV's masked copy takes 0.03 ms for a
+    400x300 region, np.copyto(where=) 1.4 ms."""
+    region[:] = cv2.copyTo(hidden, mask, region.copy())
 
 
 class Overlay(Protocol):
@@ -377,8 +406,7 @@ class Redactor:
             if region_mask is None:
                 region[:] = hidden
             else:
-                # OpenCV's masked copy: 1.4 -> 0.03 ms for a 400x300 region against np.copyto(where=).
-                region[:] = cv2.copyTo(hidden, region_mask.view(np.uint8), region.copy())
+                _paste(region, hidden, region_mask.view(np.uint8))
 
     def _hide(self, region: np.ndarray) -> np.ndarray:
         mode = self._config.mode
@@ -386,5 +414,4 @@ class Redactor:
             return np.zeros_like(region)
         if mode == "pixelate":
             return pixelate(region)
-        sigma = max(_MIN_SIGMA, _SIGMA_PER_BOX_SIDE * max(region.shape[:2]))
-        return strong_blur(region, sigma)
+        return _box_blur(region)
