@@ -55,17 +55,17 @@ from edge.record.atomic import is_regular_file, make_output_folder, open_regular
 from edge.record.button import GpioLockButton
 from edge.record.encoder import EncoderSettings
 from edge.record.cameras import CameraFolder, CarFolders
-from edge.record.export import ExportResult, copy_segments
+from edge.record.export import copy_segments
 from edge.record.export import export as export_segments
 from edge.record.export import resolve as resolve_segments
 from edge.record.gpx import export_gpx
 from edge.record.gsensor import GSensorLock
 from edge.record.ignition import GpioIgnition, SupplyVoltage
-from edge.record.index import TripsIndex
+from edge.record.index import TripRow, TripsIndex
 from edge.record.lease import LOCK_SIGNAL, running_recorder, signal_lock
 from edge.record.loop import LoopOptions, LoopStore
 from edge.record.segments import SegmentRecorder
-from edge.record.store import UPLOAD_QUEUE_NAME, RecordingsFolder, read_sidecar
+from edge.record.store import UPLOAD_QUEUE_NAME, RecordingsFolder
 from edge.redact import Redactor
 from edge.service import CamerasWatchdog, notify
 from edge.stamp import FrameStamp
@@ -249,7 +249,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             camera.close()
         shared.close()
     for camera in cameras:
-        _print_camera_summary(camera, shared, several=len(cameras) > 1)
+        _print_camera_summary(camera, several=len(cameras) > 1)
+    if shared.gsensor:  # one sensor for the car: its line once, after every camera's
+        print(f"G-sensor               {shared.gsensor.events} incident locks ({shared.gsensor.read_errors} "
+              "unreadable samples)")
     _write_run_stats(args.stats_json, cameras)
     if errors := [camera.error for camera in cameras if camera.error is not None]:
         raise errors[0]
@@ -417,7 +420,7 @@ def _record(config: Config, cameras: list[_CameraRun], shared: _SharedRun) -> No
             thread.join(0.5)
 
 
-def _print_camera_summary(camera: _CameraRun, shared: _SharedRun, several: bool) -> None:
+def _print_camera_summary(camera: _CameraRun, several: bool) -> None:
     if camera.stats is None:
         return
     if several:
@@ -426,9 +429,6 @@ def _print_camera_summary(camera: _CameraRun, shared: _SharedRun, several: bool)
     if camera.signer.failed:
         print(f"signing                {camera.signer.failed} segments could not be signed now; they are at the "
               "next start")
-    if shared.gsensor and camera is not None:
-        print(f"G-sensor               {shared.gsensor.events} incident locks ({shared.gsensor.read_errors} "
-              "unreadable samples)")
     if camera.parking:
         reason = camera.parking.stop_reason
         print(f"parking mode           {camera.stats.parked_skipped} frames skipped while parked, "
@@ -549,22 +549,22 @@ def _open_camera(config: Config, stop: threading.Event) -> FrameSource:
     return open_source(config.source)
 
 
-def _write_stats(path: Path | None, stats: RunStats) -> None:
+def _write_stats(path: Path | None, stats: RunStats | dict) -> None:
     if path is None:
         return
-    write_atomic(path, (json.dumps(stats.to_dict(), indent=2) + "\n").encode())
+    data = stats.to_dict() if isinstance(stats, RunStats) else stats
+    write_atomic(path, (json.dumps(data, indent=2) + "\n").encode())
 
 
 def _write_run_stats(path: Path | None, cameras: list[_CameraRun]) -> None:
     """One camera: its counters, as `_write_stats`; several: {"cameras": {name: counters}}."""
     done = {camera.name: camera.stats for camera in cameras if camera.stats is not None}
-    if path is None or not done:
+    if not done:
         return
     if len(cameras) == 1:
         _write_stats(path, next(iter(done.values())))
-        return
-    data = {"cameras": {name: stats.to_dict() for name, stats in done.items()}}
-    write_atomic(path, (json.dumps(data, indent=2) + "\n").encode())
+    else:
+        _write_stats(path, {"cameras": {name: stats.to_dict() for name, stats in done.items()}})
 
 
 def _print_run_summary(stats: RunStats, files: list[Path]) -> None:
@@ -638,14 +638,6 @@ def _recordings(args: argparse.Namespace) -> tuple[RecordingsFolder, Config]:
     """The lead (first) camera's folder: its trips are the car's trips."""
     car, config = _car(args)
     return car.lead.folder, config
-
-
-@contextlib.contextmanager
-def _trips_index(args: argparse.Namespace) -> Iterator[tuple[RecordingsFolder, TripsIndex]]:
-    """The recordings folder and its trips index, closed on the way out."""
-    folder, config = _recordings(args)
-    with _open_index(folder, config) as index:
-        yield folder, index
 
 
 @contextlib.contextmanager
@@ -728,11 +720,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     with _open_index(folder, config) as index:
         result = export_segments(args.target, args.output, folder, index)
         seal = seal_export(args.output, result.label, result.segments, result.files, folder, key) if key else None
+        trip = next((t for t in index.trips() if f"trip-{t.id}" == result.label), None)
     print(f"exported {result.label} to {args.output}/ ({result.track_points} track points):")
     for path in result.files + (seal.files if seal else []):
         print(f"  {path}")
-    if result.label.startswith("trip-") and car.others:
-        _export_other_cameras(car, result, args.output, key)
+    if trip is not None and car.others:
+        _export_other_cameras(car, result.label, trip, args.output, key)
     if seal is None:
         print(f"dashcam: warning: no device key in {keys}: this export carries no "
               "signatures (`dashcam verify` cannot check it)", file=sys.stderr)
@@ -745,18 +738,15 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _export_other_cameras(car: CarFolders, lead: ExportResult, output: Path, key: DeviceKey | None) -> None:
-    """The other cameras' segments over the exported trip's time, each camera in `output/<name>/`, sealed alike."""
-    sidecars = [read_sidecar(s.sidecar_path) for s in lead.segments]
-    times = sorted(t for sidecar in sidecars if sidecar for t in (sidecar.start_utc, sidecar.end_utc) if t)
-    if not times:
-        return
-    linked = car.linked(times[0], times[-1])
+def _export_other_cameras(car: CarFolders, label: str, trip: TripRow, output: Path, key: DeviceKey | None) -> None:
+    """The other cameras' segments over the exported trip's time (as `dashcam trips` links them), each camera in
+    `output/<name>/`, sealed alike."""
+    linked = car.linked(trip.start_utc, trip.end_utc)
     for camera in car.others:
         segments = [s.stored for s in linked if s.camera == camera.name]
         if not segments:
             continue
-        result = copy_segments(lead.label, segments, output / camera.name, camera.folder)
+        result = copy_segments(label, segments, output / camera.name, camera.folder)
         seal = (seal_export(output / camera.name, result.label, segments, result.files, camera.folder, key)
                 if key else None)
         print(f"  camera {camera.name}: {len(segments)} segments of the same time in {output / camera.name}/")
