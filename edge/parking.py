@@ -65,12 +65,11 @@ class GpsStillness:
         fix = self._provider.latest()
         if fix is None or not fix.valid or fix.speed_mps is None:
             return None
-        now = now_ns
         if fix.speed_mps >= self.MOVING_MPS:
             self._still_since, self._on = None, True
         elif fix.speed_mps <= self.STILL_MPS:
-            self._still_since = now if self._still_since is None else self._still_since
-            if now - self._still_since >= self._still_ns:
+            self._still_since = now_ns if self._still_since is None else self._still_since
+            if now_ns - self._still_since >= self._still_ns:
                 self._on = False
         return self._on
 

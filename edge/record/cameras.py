@@ -12,7 +12,6 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge.record.sidecar import Sidecar
 from edge.record.store import RecordingsFolder, StoredSegment, parse_utc, read_sidecar
 
 _UNKNOWN_LENGTH = dt.timedelta(seconds=1)
@@ -28,7 +27,6 @@ class CameraFolder:
 class LinkedSegment:
     camera: str
     stored: StoredSegment
-    sidecar: Sidecar | None
 
     @property
     def id(self) -> str:
@@ -55,8 +53,9 @@ class CarFolders:
     def others(self) -> list[CameraFolder]:
         return self.cameras[1:]
 
-    def camera(self, name: str) -> CameraFolder | None:
-        return next((camera for camera in self.cameras if camera.name == name), None)
+    def other(self, name: str) -> CameraFolder | None:
+        """The camera of that name other than the lead, if the car has one."""
+        return next((camera for camera in self.others if camera.name == name), None)
 
     def linked(self, start_utc: str, end_utc: str) -> list[LinkedSegment]:
         """The other cameras' finished segments that overlap [start, end] (a trip of the lead camera)."""
@@ -72,5 +71,5 @@ class CarFolders:
                 segment_end = (parse_utc(sidecar.end_utc) if sidecar and sidecar.end_utc
                                else stored.start_utc + _UNKNOWN_LENGTH)
                 if segment_end >= start:
-                    found.append(LinkedSegment(camera.name, stored, sidecar))
+                    found.append(LinkedSegment(camera.name, stored))
         return sorted(found, key=lambda s: (s.camera, s.stored.start_utc))

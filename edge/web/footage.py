@@ -125,7 +125,7 @@ class Footage:
     def _folder_of(self, camera: str) -> RecordingsFolder:
         if not camera:
             return self.folder
-        found = next((c for c in self.car.others if c.name == camera), None)
+        found = self.car.other(camera)
         if found is None:
             raise NotFound(f"no camera {camera!r}")
         return found.folder
