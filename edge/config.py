@@ -536,7 +536,8 @@ def _camera_entries(data: dict, origin: str) -> list[dict]:
     cameras = data["cameras"]
     if not isinstance(cameras, list) or not all(isinstance(c, dict) for c in cameras):
         raise ConfigError(f"{origin}: cameras: expected a list of cameras, each a mapping with a name")
-    if (data.get("redact") or {}).get("masks"):
+    top_redact = data.get("redact")
+    if isinstance(top_redact, dict) and top_redact.get("masks"):  # a redact that is no mapping is refused below
         raise ConfigError(f"{origin}: redact.masks is set at the top level but there are cameras: give each camera "
                           "its own masks under cameras[N].redact.masks (a mask fits one camera's view)")
     names: list[str] = []

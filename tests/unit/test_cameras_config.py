@@ -60,3 +60,8 @@ def test_top_level_masks_with_cameras_are_refused():
     mask = {"name": "dash", "points": [[0, 0.8], [1, 0.8], [1, 1]]}
     with pytest.raises(ConfigError, match="give each camera its own masks"):
         config_from_dict({"redact": {"masks": [mask]}, "cameras": [{"name": "front"}]})
+
+
+def test_a_top_level_section_that_is_no_mapping_is_one_clear_error_with_cameras():
+    with pytest.raises(ConfigError, match="car.yaml: redact must be a mapping, got str"):
+        config_from_dict({"redact": "blur", "cameras": [{"name": "front"}]}, origin="car.yaml")
